@@ -1,0 +1,48 @@
+"""ONNX Runtime backend (CPU; CUDA execution provider when asked and present)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from inspection.backends.base import BackendKind, softmax
+from inspection.bundle import Bundle, OutputKind
+from inspection.errors import BackendError, BackendUnavailableError
+
+
+class OnnxRuntimeBackend:
+    kind = BackendKind.ONNXRUNTIME
+
+    def __init__(self, bundle: Bundle, device: str = "cpu", threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        providers = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
+        if device not in providers:
+            raise BackendUnavailableError(f"onnxruntime device '{device}' is unknown; use 'cpu' or 'cuda'.")
+        if device == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise BackendUnavailableError(
+                "onnxruntime has no CUDAExecutionProvider on this machine. Install onnxruntime-gpu or use device 'cpu'."
+            )
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        try:
+            self._session = ort.InferenceSession(str(bundle.onnx_path), options, providers=providers[device])
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise BackendError(f"onnxruntime cannot load {bundle.onnx_path}: {exc}. Re-export the bundle.") from None
+        self._input_name = self._session.get_inputs()[0].name
+        self._apply_softmax = bundle.meta.output_kind == OutputKind.LOGITS
+        provider = self._session.get_providers()[0]
+        self.description = f"onnxruntime {ort.__version__} {provider}, {threads or 'default'} threads"
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        outputs = self._session.run(None, {self._input_name: batch})[0]
+        outputs = np.asarray(outputs, dtype=np.float32)
+        return softmax(outputs) if self._apply_softmax else outputs
+
+    def close(self) -> None:
+        self._session = None
+
+
+def open_onnxruntime(bundle: Bundle, device: str = "cpu", threads: int | None = None) -> OnnxRuntimeBackend:
+    return OnnxRuntimeBackend(bundle, device=device, threads=threads)

@@ -1,0 +1,260 @@
+"""The `inspection` command: one subcommand per library function.
+
+This is the one module that composes the three packages. It imports `training` and `station`
+lazily, inside the handlers, so `import inspection` stays free of torch and of the other packages,
+and a station that never trains never loads the training stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from inspection.errors import InspectionError
+
+
+def _print_json(payload: Any) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in _csv(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of numbers, e.g. 0.485,0.456,0.406") from None
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def cmd_data_index(args: argparse.Namespace) -> int:
+    from inspection.console import warn
+    from training.dataset_index import index_dataset, write_manifest_jsonl
+
+    index = index_dataset(args.root, progress=not args.json)
+    out = args.out or Path(f"{Path(args.root).resolve().name}.manifest.jsonl")
+    write_manifest_jsonl(index.entries, out)
+    _warn_about_index(index, warn)
+    summary = dict(index.summary(), manifest=str(out), split_notes=list(index.notes))
+    if args.json:
+        _print_json(summary)
+    else:
+        print(f"{summary['images']} images, classes {', '.join(summary['classes'])}; manifest written to {out}")
+        print(f"dataset hash {summary['dataset_hash']}")
+    return 0
+
+
+def _warn_about_index(index: Any, warn: Callable[[str], None]) -> None:
+    if index.skipped:
+        listing = "; ".join(f"{path} ({reason})" for path, reason in index.skipped)
+        warn(f"{len(index.skipped)} file(s) excluded: {listing}")
+    for note in index.notes:
+        warn(note)
+
+
+def cmd_data_synth(args: argparse.Namespace) -> int:
+    from inspection.synthetic import write_dataset
+
+    info = write_dataset(Path(args.out), count_per_class=args.count, seed=args.seed, size_px=args.size, progress=not args.json)
+    if args.json:
+        _print_json(info)
+    else:
+        print(f"wrote {args.out}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- train / eval
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from inspection.validation import parse_model
+    from training.pipeline import train_bundle
+    from training.recipe import TrainRecipe
+
+    given = {
+        "model": args.model,
+        "image_size_px": args.image_size,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "device": args.device,
+        "weights": str(args.weights) if args.weights else None,
+        "seed": args.seed,
+        "max_escape_rate": args.max_escape_rate,
+    }
+    recipe = parse_model(TrainRecipe, {k: v for k, v in given.items() if v is not None}, "command-line options")
+    summary = train_bundle(
+        Path(args.data), Path(args.out), recipe, good_classes=_csv(args.good) if args.good else None,
+        resume=args.resume, overwrite=args.overwrite, progress=not args.json,
+    )
+    _report_training(summary, args.json)
+    return 0
+
+
+def _report_training(summary: dict, as_json: bool) -> None:
+    from inspection.console import warn
+
+    for note in summary["split_notes"]:
+        warn(note)
+    if summary["skipped_files"]:
+        warn(f"{len(summary['skipped_files'])} file(s) excluded: " + "; ".join(f"{p} ({r})" for p, r in summary["skipped_files"]))
+    if as_json:
+        _print_json(summary)
+        return
+    test = summary["test"]
+    print(f"bundle {summary['bundle']} (sha256 {summary['bundle_hash'][:16]}...)")
+    print(f"trained {summary['training']['epochs_run']} epochs in {summary['training']['seconds']:.0f} s on {summary['training']['device']}")
+    if test:
+        print(
+            f"test: n={test['n']} accuracy={test['accuracy']:.4f} escape_rate={test['escape_rate']:.4f} "
+            f"(95% upper {test['escape_rate_upper95']:.4f}) false_reject_rate={test['false_reject_rate']:.4f}"
+        )
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from inspection.console import warn
+    from training.evaluate import evaluate_bundle
+
+    bundle, evaluation, selection = evaluate_bundle(Path(args.bundle), Path(args.data), args.split, args.backend, progress=not args.json)
+    if selection["excluded_seen_in_training"]:
+        warn(f"{selection['excluded_seen_in_training']} image(s) of this split were in the model's training data and were left out")
+    result = dict(evaluation.metrics, **selection, bundle=str(bundle.path), bundle_hash=bundle.bundle_hash)
+    if args.json:
+        _print_json(result)
+    else:
+        print(
+            f"{args.split}: n={result['n']} accuracy={result['accuracy']:.4f} escape_rate={result['escape_rate']:.4f} "
+            f"(95% upper {result['escape_rate_upper95']:.4f}) false_reject_rate={result['false_reject_rate']:.4f}"
+        )
+    return 0
+
+
+# ----------------------------------------------------------------------------- bundle
+
+
+def cmd_bundle_verify(args: argparse.Namespace) -> int:
+    from inspection.bundle import load_bundle
+
+    bundle = load_bundle(Path(args.bundle))
+    print(f"ok: {bundle.path} intact (sha256 {bundle.bundle_hash})")
+    return 0
+
+
+def cmd_bundle_import(args: argparse.Namespace) -> int:
+    from training.onnx_import import import_onnx_model
+
+    summary = import_onnx_model(
+        Path(args.model), Path(args.out), classes=_csv(args.classes), good_classes=_csv(args.good),
+        size_px=args.size, mean=args.mean, std=args.std, resize_mode=args.resize, overwrite=args.overwrite,
+    )
+    print(f"bundle {summary['bundle']} (sha256 {summary['bundle_hash'][:16]}...), output kind {summary['output_kind']}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- demo
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from training.demo import run_demo
+
+    summary = run_demo(Path(args.workdir), fresh=args.fresh, progress=not args.json)
+    if args.json:
+        _print_json(summary)
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="inspection", description="Inline visual inspection: train, verify and run defect classifiers.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = commands.add_parser("data", help="datasets: index a folder, synthesize line images").add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    p = data.add_parser("index", help="write the manifest of a folder-per-class dataset")
+    p.add_argument("root", type=Path)
+    p.add_argument("--out", type=Path, help="manifest file (default: ./<root name>.manifest.jsonl; never written into ROOT)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_data_index)
+    p = data.add_parser("synth", help="write a synthetic folder-per-class dataset of tablet images")
+    p.add_argument("out", type=Path)
+    p.add_argument("--count", type=int, required=True, help="images per class")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--size", type=int, default=224, help="image size in px")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_data_synth)
+
+    p = commands.add_parser("train", help="train a classifier and write a sealed model bundle")
+    p.add_argument("data", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="bundle folder to create")
+    p.add_argument("--model", help="torchvision classifier name (default mobilenet_v3_small)")
+    p.add_argument("--image-size", type=int, help="model input size in px (default 160)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--weights", type=Path, help="local state dict to start from (nothing is downloaded)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--good", help="comma-separated good classes (default: good or normal)")
+    p.add_argument("--max-escape-rate", type=float, help="target escape rate for calibration (default 0.005)")
+    p.add_argument("--resume", action="store_true", help="continue from BUNDLE.checkpoints/last.pt")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_train)
+
+    p = commands.add_parser("eval", help="evaluate a bundle on a dataset split")
+    p.add_argument("bundle", type=Path)
+    p.add_argument("data", type=Path)
+    p.add_argument("--split", default="test", help="train, val, test or all (default test)")
+    p.add_argument("--backend", default="onnxruntime")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_eval)
+
+    bundle = commands.add_parser("bundle", help="model bundles: verify, import").add_subparsers(dest="bundle_command", required=True, metavar="ACTION")
+    p = bundle.add_parser("verify", help="check every file of a bundle against its SHA-256 manifest (exit 1 when not intact)")
+    p.add_argument("bundle", type=Path)
+    p.set_defaults(handler=cmd_bundle_verify)
+    p = bundle.add_parser("import", help="wrap an external ONNX classifier into a bundle")
+    p.add_argument("model", type=Path)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--classes", required=True, help="comma-separated class names in output order")
+    p.add_argument("--good", required=True, help="comma-separated good classes")
+    p.add_argument("--size", type=int, help="input size in px (default: read from the model)")
+    p.add_argument("--mean", type=_floats, default=None, help="per-channel mean in 0..1 (default ImageNet)")
+    p.add_argument("--std", type=_floats, default=None, help="per-channel std in 0..1 (default ImageNet)")
+    p.add_argument("--resize", choices=("stretch", "letterbox", "center_crop"), default="stretch")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(handler=cmd_bundle_import)
+
+    p = commands.add_parser("demo", help="the whole chain on synthetic line data, on the CPU")
+    p.add_argument("--workdir", type=Path, default=Path("runs/demo"))
+    p.add_argument("--fresh", action="store_true", help="regenerate the synthetic data even if present")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except InspectionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except OSError as exc:
+        # Disk full, read-only folder, permission denied: the OS message plus the file is the one line.
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}. Check the path, its permissions and the free disk space.", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

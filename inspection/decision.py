@@ -1,0 +1,108 @@
+"""The decision: a pure function from class probabilities and the bundle's policy to a frozen record.
+
+Defect score = 1 - (sum of the probabilities of the "good" classes). An item passes only when its
+defect score is below `pass_threshold` (calibrated on the validation split to a target escape
+rate); at or above `reject_threshold` it is rejected; in between it is `uncertain` (rejected and
+flagged for review). Anything that prevents a trustworthy decision is a `fault`, also rejected.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from inspection.validation import StrictModel
+
+
+class Verdict(StrEnum):
+    PASS = "pass"
+    REJECT = "reject"
+    UNCERTAIN = "uncertain"
+    FAULT = "fault"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    verdict: Verdict
+    defect_class: str | None  # the most likely defect class, None when the item passed or faulted
+    defect_score: float  # 1 - P(good); NaN for a fault
+    top_class: str | None  # argmax class
+    reason: str
+
+    @property
+    def is_rejected(self) -> bool:
+        """Uncertain and fault items are rejected too: the line never passes what it is unsure of."""
+        return self.verdict != Verdict.PASS
+
+
+class DecisionPolicy(StrictModel):
+    class_names: tuple[str, ...]
+    good_classes: tuple[str, ...]
+    pass_threshold: float = Field(ge=0.0, le=1.0)
+    reject_threshold: float = Field(ge=0.0, le=1.0)
+    # Optional per-defect-class probability at which that class alone rejects the item.
+    defect_class_thresholds: dict[str, float] = Field(default_factory=dict)
+    version: str = "1"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "DecisionPolicy":
+        if len(set(self.class_names)) != len(self.class_names) or len(self.class_names) < 2:
+            raise ValueError("class_names must hold at least two distinct names")
+        unknown = [c for c in self.good_classes if c not in self.class_names]
+        if unknown or not self.good_classes:
+            raise ValueError(f"good_classes {list(self.good_classes)} must be non-empty names from class_names")
+        if len(self.good_classes) == len(self.class_names):
+            raise ValueError("at least one class must be a defect class (not in good_classes)")
+        if self.pass_threshold > self.reject_threshold:
+            raise ValueError("pass_threshold must not exceed reject_threshold")
+        for name, value in self.defect_class_thresholds.items():
+            if name not in self.class_names or name in self.good_classes:
+                raise ValueError(f"defect_class_thresholds names '{name}', which is not a defect class")
+            if not 0.0 < value <= 1.0:
+                raise ValueError(f"defect_class_thresholds['{name}'] must be in (0, 1]")
+        return self
+
+    @property
+    def good_mask(self) -> np.ndarray:
+        return np.array([name in self.good_classes for name in self.class_names])
+
+
+def defect_scores(probabilities: np.ndarray, policy: DecisionPolicy) -> np.ndarray:
+    """Vectorised defect score for a (N, C) probability array."""
+    return 1.0 - probabilities[:, policy.good_mask].sum(axis=1)
+
+
+def decide(probabilities: np.ndarray, policy: DecisionPolicy) -> Decision:
+    """Decide one item from its (C,) class probabilities."""
+    probs = np.asarray(probabilities, dtype=np.float64)
+    if probs.shape != (len(policy.class_names),):
+        return fault(f"model returned {probs.shape} scores, expected {len(policy.class_names)}")
+    if not np.all(np.isfinite(probs)) or probs.min() < -1e-6 or abs(probs.sum() - 1.0) > 1e-3:
+        return fault("model returned invalid probabilities (NaN, negative or not summing to 1)")
+    good = policy.good_mask
+    defect_score = float(max(0.0, 1.0 - probs[good].sum()))
+    top_class = policy.class_names[int(np.argmax(probs))]
+    defect_index = int(np.argmax(np.where(good, -np.inf, probs)))
+    defect_class = policy.class_names[defect_index]
+
+    for name, threshold in policy.defect_class_thresholds.items():
+        p = float(probs[policy.class_names.index(name)])
+        if p >= threshold:
+            return Decision(Verdict.REJECT, name, defect_score, top_class, f"P({name})={p:.4f} >= {threshold:g}")
+    if defect_score >= policy.reject_threshold:
+        reason = f"defect score {defect_score:.4f} >= reject threshold {policy.reject_threshold:.4g}"
+        return Decision(Verdict.REJECT, defect_class, defect_score, top_class, reason)
+    if defect_score >= policy.pass_threshold:
+        reason = f"defect score {defect_score:.4f} in uncertain band [{policy.pass_threshold:.4g}, {policy.reject_threshold:.4g})"
+        return Decision(Verdict.UNCERTAIN, defect_class, defect_score, top_class, reason)
+    reason = f"defect score {defect_score:.4f} < pass threshold {policy.pass_threshold:.4g}"
+    return Decision(Verdict.PASS, None, defect_score, top_class, reason)
+
+
+def fault(reason: str) -> Decision:
+    """A decision that could not be made; the item is rejected."""
+    return Decision(Verdict.FAULT, None, math.nan, None, reason)

@@ -1,0 +1,74 @@
+"""Decode image files into the one in-memory form everything uses: uint8, HxW (grey) or HxWx3 (RGB)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from inspection.errors import CorruptImageError
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
+
+
+def is_image_path(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Read and decode one image file. Raises CorruptImageError naming the file when it cannot."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise CorruptImageError(f"cannot read image {path}: {exc.strerror}. Check the path and permissions.") from None
+    return decode_image(data, str(path))
+
+
+def decode_image(data: bytes, name: str) -> np.ndarray:
+    if not data:
+        raise CorruptImageError(f"image {name} is empty (0 bytes). Replace or remove the file.")
+    # IMREAD_UNCHANGED keeps 16-bit depth and alpha so that we convert them deliberately below.
+    decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    if decoded is None:
+        raise CorruptImageError(f"image {name} cannot be decoded (corrupt or not an image). Replace or remove the file.")
+    return to_canonical_image(decoded, name, bgr=True)
+
+
+def to_canonical_image(array: np.ndarray, name: str, bgr: bool = False) -> np.ndarray:
+    """Convert a decoded array (any of uint8/uint16/float, 1/3/4 channels) to uint8 grey or RGB."""
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise CorruptImageError(
+            f"image {name} has shape {array.shape}; expected HxW, HxWx3 or HxWx4. Convert it to grey or RGB."
+        )
+    if array.shape[0] < 2 or array.shape[1] < 2:
+        raise CorruptImageError(f"image {name} is only {array.shape[1]}x{array.shape[0]} px. Replace it.")
+    array = _to_uint8(array, name)
+    if array.ndim == 3:
+        if array.shape[2] == 4:
+            array = cv2.cvtColor(array, cv2.COLOR_BGRA2BGR if bgr else cv2.COLOR_RGBA2RGB)
+        if bgr:
+            array = cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
+    return np.ascontiguousarray(array)
+
+
+def _to_uint8(array: np.ndarray, name: str) -> np.ndarray:
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype == np.uint16:
+        # Keep the full 16-bit range: scale, do not clip, so that 12-bit camera data stays visible.
+        return (array >> 8).astype(np.uint8)
+    if array.dtype in (np.float32, np.float64):
+        return np.clip(array * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    raise CorruptImageError(f"image {name} has pixel type {array.dtype}; expected 8- or 16-bit. Convert it.")
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """Lossless PNG of a canonical image (grey or RGB)."""
+    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
+    ok, buffer = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise CorruptImageError(f"could not encode an image of shape {image.shape} as PNG.")
+    return buffer.tobytes()

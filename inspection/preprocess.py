@@ -1,0 +1,78 @@
+"""The one preprocessing function, from a canonical uint8 image and an InputSpec to the model input.
+
+Evaluation, export parity checks and the station all call these functions, so the pixels a model
+sees in serving are bit-for-bit those it saw in evaluation. Deterministic; no randomness here
+(augmentation lives in training only).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from inspection.errors import CorruptImageError
+from inspection.input_spec import ColourOrder, InputLayout, InputSpec, ResizeMode
+
+
+def prepare(image: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """Geometric and colour step: canonical image -> uint8 HxWxC at the model's size and channels."""
+    if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
+        raise CorruptImageError(
+            f"frame has shape {image.shape} and type {image.dtype}; expected uint8 HxW or HxWx3. "
+            "Decode it with inspection.image_io first."
+        )
+    converted = _convert_colour(image, spec.colour_order)
+    resized = _resize(converted, spec.size_px, spec.resize_mode)
+    if resized.ndim == 2:
+        resized = resized[:, :, None]
+    return np.ascontiguousarray(resized)
+
+
+def to_model_input(prepared_batch: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """Batch of prepared images (N,H,W,C uint8) -> the tensor the model takes."""
+    if spec.layout == InputLayout.NHWC_UINT8:
+        return prepared_batch
+    scaled = prepared_batch.astype(np.float32) * np.float32(1.0 / 255.0)
+    mean = np.asarray(spec.mean, dtype=np.float32)
+    std = np.asarray(spec.std, dtype=np.float32)
+    normalised = (scaled - mean) / std
+    return np.ascontiguousarray(normalised.transpose(0, 3, 1, 2))
+
+
+def preprocess(image: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """One image -> one model input (without the batch axis)."""
+    return to_model_input(prepare(image, spec)[None], spec)[0]
+
+
+def _convert_colour(image: np.ndarray, order: ColourOrder) -> np.ndarray:
+    if order == ColourOrder.GRAY:
+        return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
+    rgb = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB) if image.ndim == 2 else image
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) if order == ColourOrder.BGR else rgb
+
+
+def _resize(image: np.ndarray, size_px: int, mode: ResizeMode) -> np.ndarray:
+    height, width = image.shape[:2]
+    if mode == ResizeMode.STRETCH:
+        return _resize_to(image, size_px, size_px)
+    if mode == ResizeMode.LETTERBOX:
+        scale = size_px / max(height, width)
+        new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
+        resized = _resize_to(image, new_w, new_h)
+        canvas = np.zeros((size_px, size_px) + image.shape[2:], dtype=np.uint8)
+        top, left = (size_px - new_h) // 2, (size_px - new_w) // 2
+        canvas[top : top + new_h, left : left + new_w] = resized
+        return canvas
+    scale = size_px / min(height, width)
+    new_w, new_h = max(size_px, round(width * scale)), max(size_px, round(height * scale))
+    resized = _resize_to(image, new_w, new_h)
+    top, left = (new_h - size_px) // 2, (new_w - size_px) // 2
+    return resized[top : top + size_px, left : left + size_px]
+
+
+def _resize_to(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    if (image.shape[1], image.shape[0]) == (width, height):
+        return image
+    shrinking = width < image.shape[1] or height < image.shape[0]
+    # INTER_AREA avoids aliasing when a camera frame shrinks to model size; it is slow for upscaling.
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)

@@ -1,0 +1,93 @@
+"""torchvision classifiers wrapped so that the exported graph takes uint8 NHWC and does the float work.
+
+Keeping cast, normalisation and layout change inside the model means the station hands the runtime
+the camera's uint8 pixels; the float math then runs inside ONNX Runtime / TensorRT instead of
+competing with it for the CPU in numpy (DESIGN.md, performance notes).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+from inspection.errors import ConfigError
+from inspection.input_spec import InputSpec
+
+
+class InspectionClassifier(nn.Module):
+    """uint8 (N, H, W, C) -> logits (N, classes)."""
+
+    def __init__(self, backbone: nn.Module, spec: InputSpec) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.expand_grey = spec.channels == 1
+        scale = 255.0
+        self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32).view(1, -1, 1, 1) * scale)
+        self.register_buffer("std", torch.tensor(spec.std, dtype=torch.float32).view(1, -1, 1, 1) * scale)
+
+    def forward(self, images_nhwc_uint8: torch.Tensor) -> torch.Tensor:
+        # permute keeps the NHWC memory order: the result is an NCHW view in channels_last layout.
+        x = images_nhwc_uint8.permute(0, 3, 1, 2).float()
+        x = (x - self.mean) / self.std
+        if self.expand_grey:
+            x = x.expand(-1, 3, -1, -1)
+        return self.backbone(x)
+
+
+class WithSoftmax(nn.Module):
+    """What we export: probabilities, so every backend returns the same quantity."""
+
+    def __init__(self, classifier: nn.Module) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, images_nhwc_uint8: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.classifier(images_nhwc_uint8), dim=1)
+
+
+def available_architectures() -> list[str]:
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def build_classifier(architecture: str, num_classes: int, spec: InputSpec, weights_path: Path | None = None) -> InspectionClassifier:
+    """Build from scratch (nothing is downloaded), optionally loading a local weights file."""
+    if architecture not in available_architectures():
+        raise ConfigError(
+            f"unknown model '{architecture}'. Use a torchvision classifier name, e.g. mobilenet_v3_small, resnet18, "
+            "efficientnet_b0 (see torchvision.models.list_models())."
+        )
+    backbone = torchvision.models.get_model(architecture, weights=None, num_classes=num_classes)
+    if weights_path is not None:
+        _load_weights(backbone, Path(weights_path))
+    return InspectionClassifier(backbone, spec)
+
+
+def _load_weights(backbone: nn.Module, path: Path) -> list[str]:
+    """Load a local state dict (safetensors, or a tensors-only torch file); skip shape-mismatched keys.
+
+    A pretrained ImageNet file has a 1000-class head: those keys are skipped and the head trains
+    from scratch. Returns the skipped keys.
+    """
+    if not path.is_file():
+        raise ConfigError(f"weights file {path} does not exist. Pass a local .safetensors or .pt state dict.")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ConfigError(f"weights file {path} cannot be read as a state dict ({exc}). Pass a safetensors or torch state dict.") from None
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    state = {k.removeprefix("backbone."): v for k, v in state.items()}
+    own = backbone.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not usable:
+        raise ConfigError(f"weights file {path} shares no tensors with this architecture. Check --model matches the file.")
+    backbone.load_state_dict(usable, strict=False)
+    return sorted(set(own) - set(usable))

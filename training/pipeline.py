@@ -1,0 +1,171 @@
+"""DATA folder -> trained, exported, parity-checked, calibrated, evaluated and sealed model bundle."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from safetensors.torch import save_file
+
+from inspection.backends import open_backend
+from inspection.bundle import (
+    DATASET_MANIFEST_NAME,
+    ONNX_NAME,
+    WEIGHTS_NAME,
+    BundleMeta,
+    Bundle,
+    ensure_can_create,
+    seal_bundle,
+    staging_dir_for,
+    write_meta,
+)
+from inspection.decision import DecisionPolicy
+from inspection.errors import DataError
+from inspection.input_spec import default_input_spec
+from inspection.image_io import read_image
+from training.calibration import REJECT_THRESHOLD, calibrate_policy
+from training.dataset_index import index_dataset, write_manifest_jsonl
+from training.evaluate import evaluate_probabilities, infer_probabilities, label_indices, load_prepared
+from training.export_onnx import export_onnx, parity_record, require_parity
+from training.recipe import TrainRecipe
+from training.report import write_validation_report
+from training.trainer import LabeledImages, predict_probabilities, train_classifier
+from training.versions import library_versions, machine_description
+
+
+def checkpoint_dir_for(bundle_path: Path) -> Path:
+    return bundle_path.parent / f"{bundle_path.name}.checkpoints"
+
+
+def train_bundle(
+    data_root: Path,
+    out: Path,
+    recipe: TrainRecipe,
+    good_classes: tuple[str, ...] | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Train on DATA and write a sealed bundle at `out`. Returns a summary (also in bundle.json)."""
+    data_root, out = Path(data_root), Path(out)
+    ensure_can_create(out, overwrite)
+    index = index_dataset(data_root, progress=progress)
+    class_names = index.classes
+    good = good_classes or _guess_good_classes(class_names)
+    spec = default_input_spec(recipe.image_size_px, index.channels)
+    splits = {name: index.split(name) for name in ("train", "val", "test")}
+    if not splits["train"]:
+        raise DataError(f"{data_root} has no training images after the split. Add images or a train/ folder.")
+    data = {
+        name: LabeledImages(load_prepared(index.root, entries, spec, progress), label_indices(entries, class_names))
+        for name, entries in splits.items()
+    }
+    result = train_classifier(
+        data["train"], data["val"], list(class_names), spec, recipe, checkpoint_dir_for(out), index.dataset_hash, resume, progress
+    )
+    # Parity and calibration need held-out images; a dataset without val falls back to train, and says so.
+    check_split = "val" if len(splits["val"]) else "train"
+    staging = staging_dir_for(out)
+    try:
+        export_onnx(result.classifier, spec.size_px, spec.channels, staging / ONNX_NAME)
+        base_policy = DecisionPolicy(
+            class_names=class_names, good_classes=good, pass_threshold=REJECT_THRESHOLD, reject_threshold=REJECT_THRESHOLD
+        )
+        provisional = BundleMeta(
+            name=out.name, created_utc=_utc_now(), class_names=class_names, good_classes=good, input=spec, policy=base_policy
+        )
+        backend = open_backend("onnxruntime", Bundle(staging, provisional, ""))
+        check = data[check_split]
+        onnx_check = infer_probabilities(backend, check.images, spec)
+        parity = dict(parity_record(predict_probabilities(result.classifier, check.images), onnx_check), split=check_split)
+        require_parity(parity)
+        policy, calibration = calibrate_policy(onnx_check, check.labels, base_policy, recipe.max_escape_rate)
+        calibration["split"] = check_split
+        test = data["test"]
+        evaluation = (
+            evaluate_probabilities(splits["test"], test.labels, infer_probabilities(backend, test.images, spec), policy)
+            if len(test.images)
+            else None
+        )
+        backend.close()
+        save_file({k: v.contiguous() for k, v in result.classifier.backbone.state_dict().items()}, str(staging / WEIGHTS_NAME))
+        write_manifest_jsonl(index.entries, staging / DATASET_MANIFEST_NAME)
+        if evaluation is not None:
+            write_validation_report(
+                staging / "report",
+                title=f"{recipe.model} on {data_root.name} (test split)",
+                metrics=evaluation.metrics,
+                class_names=list(class_names),
+                good_classes=list(good),
+                y_true=evaluation.y_true,
+                probabilities=evaluation.probabilities,
+                verdicts=[v.value for v in evaluation.verdicts],
+                image_paths=[index.root / e.path for e in splits["test"]],
+                calibration=calibration,
+                load_image=read_image,
+            )
+        training_record = {
+            "device": result.device,
+            "machine": machine_description(),
+            "seconds": round(result.seconds, 1),
+            "epochs_run": result.epochs_run,
+            "best_epoch": result.best_epoch,
+            "stopped_early": result.stopped_early,
+            "train_images_per_s": round(result.train_images_per_s, 1),
+            "history": result.history,
+        }
+        meta = provisional.model_copy(
+            update={
+                "policy": policy,
+                "architecture": recipe.model,
+                "metrics": {"test": evaluation.metrics} if evaluation else {},
+                "calibration": calibration,
+                "parity": {"onnxruntime_vs_torch": parity},
+                "dataset": dict(index.summary(), manifest=DATASET_MANIFEST_NAME, split_notes=list(index.notes)),
+                "recipe": dict(recipe.model_dump(), training=training_record),
+                "versions": library_versions(),
+            }
+        )
+        write_meta(staging, meta)
+        bundle_hash = seal_bundle(staging, out, overwrite)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return {
+        "bundle": str(out),
+        "bundle_hash": bundle_hash,
+        "classes": list(class_names),
+        "good_classes": list(good),
+        "dataset": index.summary(),
+        "split_notes": list(index.notes),
+        "skipped_files": [list(s) for s in index.skipped],
+        "training": {k: v for k, v in training_record.items() if k != "history"},
+        "parity": parity,
+        "calibration": calibration,
+        "test": _headline(evaluation.metrics) if evaluation else None,
+    }
+
+
+def _headline(metrics: dict) -> dict:
+    keys = ("n", "accuracy", "escape_rate", "escape_rate_upper95", "false_reject_rate", "verdicts")
+    return {k: metrics[k] for k in keys}
+
+
+def _guess_good_classes(class_names: tuple[str, ...]) -> tuple[str, ...]:
+    for candidate in ("good", "normal", "ok", "pass"):
+        if candidate in class_names:
+            return (candidate,)
+    raise DataError(
+        f"cannot tell which class is good among {', '.join(class_names)}. Name the folder 'good' or pass --good CLASS."
+    )
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def dumps(summary: dict) -> str:
+    return json.dumps(summary, indent=2, default=lambda o: o.tolist() if isinstance(o, np.ndarray) else str(o))

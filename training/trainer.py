@@ -1,0 +1,214 @@
+"""The training loop: seeded, checkpointed every epoch, resumable, early-stopped on validation."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from torch import nn
+
+from inspection.console import progress_bar
+from inspection.errors import BackendUnavailableError, ConfigError, OutputExistsError
+from inspection.input_spec import InputSpec
+from training.augment import augment_batch, build_augmentation
+from training.models import InspectionClassifier, build_classifier
+from training.recipe import TrainRecipe
+
+CHECKPOINT_NAME = "last.pt"
+EVAL_BATCH = 128
+
+
+@dataclass(frozen=True)
+class LabeledImages:
+    images: np.ndarray  # (N, H, W, C) uint8, already `prepare`d
+    labels: np.ndarray  # (N,) int64 class indices
+
+
+@dataclass
+class TrainResult:
+    classifier: InspectionClassifier  # best epoch's weights, eval mode, on CPU
+    device: str
+    best_epoch: int
+    epochs_run: int
+    stopped_early: bool
+    seconds: float
+    train_images_per_s: float
+    history: list[dict] = field(default_factory=list)
+
+
+def resolve_device(requested: str) -> str:
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise BackendUnavailableError("--device cuda was asked for but torch sees no CUDA GPU. Use --device cpu or auto.")
+    if requested not in ("cpu", "cuda"):
+        raise ConfigError(f"unknown device '{requested}'; use auto, cpu or cuda.")
+    return requested
+
+
+def learning_rate_at(step: int, total_steps: int, warmup_steps: int, base_lr: float) -> float:
+    """Linear warm-up then cosine decay: a pure function of the step, so resuming needs no scheduler state."""
+    if warmup_steps and step < warmup_steps:
+        return base_lr * (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return base_lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
+    """Inverse-frequency weights so a rare defect class counts as much as the common good class."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    weights = np.where(counts > 0, len(labels) / (num_classes * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def train_classifier(
+    train: LabeledImages,
+    val: LabeledImages,
+    class_names: list[str],
+    spec: InputSpec,
+    recipe: TrainRecipe,
+    checkpoint_dir: Path,
+    dataset_hash: str,
+    resume: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    device = resolve_device(recipe.device)
+    torch.manual_seed(recipe.seed)
+    weights_path = Path(recipe.weights) if recipe.weights else None
+    model = build_classifier(recipe.model, len(class_names), spec, weights_path).to(device)
+    model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
+    use_amp = device == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    loss_fn = nn.CrossEntropyLoss(weight=class_weights(train.labels, len(class_names)).to(device))
+    transform = build_augmentation(recipe.seed)
+
+    steps_per_epoch = max(1, len(train.images) // recipe.batch_size)
+    total_steps = steps_per_epoch * recipe.epochs
+    warmup_steps = int(recipe.warmup_epochs * steps_per_epoch)
+    state = _initial_state(checkpoint_dir, resume, recipe, dataset_hash, model, optimizer)
+    start = time.perf_counter()
+    images_seen = 0
+
+    columns = (
+        TextColumn("[bold]epoch {task.fields[epoch]}"),
+        BarColumn(),
+        TextColumn("loss {task.fields[loss]:.3f} acc {task.fields[acc]:.3f} val_acc {task.fields[val_acc]:.3f}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with progress_bar(*columns, enabled=progress) as bar:
+        task = bar.add_task("train", total=total_steps, completed=state["epoch"] * steps_per_epoch,
+                            epoch=f"{state['epoch']}/{recipe.epochs}", loss=0.0, acc=0.0, val_acc=0.0)
+        for epoch in range(state["epoch"], recipe.epochs):
+            if state["epochs_since_best"] >= recipe.patience_epochs:
+                break
+            bar.update(task, epoch=f"{epoch + 1}/{recipe.epochs}")
+            model.train()
+            # Everything random in an epoch derives from (seed, epoch): a resumed run repeats it exactly.
+            rng = np.random.default_rng([recipe.seed, epoch])
+            transform.set_random_seed(recipe.seed * 100_003 + epoch)
+            torch.manual_seed(recipe.seed * 100_003 + epoch)
+            order = rng.permutation(len(train.images))
+            loss_sum, correct, seen = 0.0, 0, 0
+            for step in range(steps_per_epoch):
+                index = np.sort(order[step * recipe.batch_size : (step + 1) * recipe.batch_size])
+                batch = torch.from_numpy(augment_batch(transform, train.images[index])).to(device)
+                target = torch.from_numpy(train.labels[index]).to(device)
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate_at(epoch * steps_per_epoch + step, total_steps, warmup_steps, recipe.learning_rate)
+                with torch.autocast(device_type=device, dtype=torch.float16, enabled=use_amp):
+                    logits = model(batch)
+                    loss = loss_fn(logits.float(), target)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                loss_sum += float(loss.detach()) * len(index)
+                correct += int((logits.argmax(1) == target).sum())
+                seen += len(index)
+                images_seen += len(index)
+                bar.update(task, advance=1, loss=loss_sum / seen, acc=correct / seen)
+            val_loss, val_acc = evaluate_loss(model, val, loss_fn, device) if len(val.images) else (loss_sum / seen, correct / seen)
+            record = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen, "val_loss": val_loss, "val_acc": val_acc}
+            state["history"].append(record)
+            bar.update(task, val_acc=val_acc)
+            score = (val_acc, -val_loss)
+            if state["best_score"] is None or score > tuple(state["best_score"]):
+                state.update(best_score=list(score), best_epoch=epoch + 1, epochs_since_best=0,
+                             best_model=copy.deepcopy(model.state_dict()))
+            else:
+                state["epochs_since_best"] += 1
+            state["epoch"] = epoch + 1
+            _save_checkpoint(checkpoint_dir, state, model, optimizer, recipe, dataset_hash)
+    seconds = time.perf_counter() - start
+    model.load_state_dict(state["best_model"])
+    model = model.to("cpu").to(memory_format=torch.contiguous_format).eval()
+    return TrainResult(
+        classifier=model,
+        device=device,
+        best_epoch=state["best_epoch"],
+        epochs_run=state["epoch"],
+        stopped_early=state["epoch"] < recipe.epochs,
+        seconds=seconds,
+        train_images_per_s=images_seen / seconds if seconds > 0 else 0.0,
+        history=state["history"],
+    )
+
+
+@torch.no_grad()
+def evaluate_loss(model: nn.Module, data: LabeledImages, loss_fn: nn.Module, device: str) -> tuple[float, float]:
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    for start in range(0, len(data.images), EVAL_BATCH):
+        batch = torch.from_numpy(data.images[start : start + EVAL_BATCH]).to(device)
+        target = torch.from_numpy(data.labels[start : start + EVAL_BATCH]).to(device)
+        logits = model(batch).float()
+        loss_sum += float(loss_fn(logits, target)) * len(target)
+        correct += int((logits.argmax(1) == target).sum())
+    return loss_sum / len(data.images), correct / len(data.images)
+
+
+@torch.no_grad()
+def predict_probabilities(model: nn.Module, images: np.ndarray, device: str = "cpu") -> np.ndarray:
+    model.eval()
+    out = []
+    for start in range(0, len(images), EVAL_BATCH):
+        batch = torch.from_numpy(images[start : start + EVAL_BATCH]).to(device)
+        out.append(torch.softmax(model(batch).float(), dim=1).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def _initial_state(checkpoint_dir: Path, resume: bool, recipe: TrainRecipe, dataset_hash: str, model: nn.Module, optimizer) -> dict:
+    path = checkpoint_dir / CHECKPOINT_NAME
+    fresh = {"epoch": 0, "history": [], "best_score": None, "best_epoch": 0, "epochs_since_best": 0,
+             "best_model": copy.deepcopy(model.state_dict())}
+    if not resume:
+        if path.exists():
+            raise OutputExistsError(f"{path} exists from an earlier run. Pass --resume to continue it, or delete {checkpoint_dir}.")
+        return fresh
+    if not path.exists():
+        raise ConfigError(f"--resume was given but {path} does not exist. Run without --resume to start training.")
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    if saved["dataset_hash"] != dataset_hash:
+        raise ConfigError(f"{path} was trained on another dataset (hash {saved['dataset_hash'][:12]}). Resume with the same DATA, or start fresh.")
+    if saved["recipe"] != recipe.model_dump():
+        raise ConfigError(f"{path} was trained with another recipe. Resume with the same options, or start fresh.")
+    model.load_state_dict(saved["model"])
+    optimizer.load_state_dict(saved["optimizer"])
+    return {k: saved[k] for k in fresh}
+
+
+def _save_checkpoint(checkpoint_dir: Path, state: dict, model: nn.Module, optimizer, recipe: TrainRecipe, dataset_hash: str) -> None:
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    payload = dict(state, model=model.state_dict(), optimizer=optimizer.state_dict(), recipe=recipe.model_dump(), dataset_hash=dataset_hash)
+    tmp = checkpoint_dir / (CHECKPOINT_NAME + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(checkpoint_dir / CHECKPOINT_NAME)
