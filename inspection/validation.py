@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -26,12 +27,16 @@ def parse_model(model_cls: type[ModelT], data: Any, source: str, error_cls: type
 
 
 def describe_validation_error(exc: ValidationError, model_cls: type[BaseModel], source: str) -> str:
-    first = exc.errors()[0]
+    errors = exc.errors()
+    # A misspelt key shows up twice (unknown key, missing key): the unknown one is the useful line.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     location = ".".join(str(part) for part in first["loc"]) or "(top level)"
     kind = first["type"]
     if kind == "extra_forbidden":
-        valid = ", ".join(sorted(_fields_at(model_cls, first["loc"][:-1])))
-        return f"{source}: unknown key '{location}'; valid keys here are: {valid}. Fix or remove the key."
+        valid = sorted(_fields_at(model_cls, first["loc"][:-1]))
+        close = difflib.get_close_matches(str(first["loc"][-1]), valid, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else " Fix or remove the key."
+        return f"{source}: unknown key '{location}'; valid keys here are: {', '.join(valid)}.{hint}"
     if kind == "missing":
         return f"{source}: missing required key '{location}'. Add it."
     value = first.get("input")

@@ -1,0 +1,83 @@
+"""What lies under the tablet: a textured conveyor belt, or a blister pocket in aluminium foil."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from inspection.synthetic import textures
+from inspection.synthetic.tablet import LIGHT_WORLD_XYZ, Shape, TabletSpec
+
+_BELT_COLOURS_RGB = (
+    (58, 60, 62),  # dark grey
+    (36, 36, 38),  # near black
+    (42, 74, 56),  # dark green
+    (40, 58, 90),  # dark blue
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Background:
+    rgb: np.ndarray  # (H, W, 3) float32, 0..255
+    pocket: np.ndarray | None  # (H, W) 0..1 blister pocket area, None on a belt
+
+
+def sample_background(rng: np.random.Generator, spec: TabletSpec, width_px: int, height_px: int) -> Background:
+    if rng.random() < 0.6:
+        return _belt(rng, width_px, height_px)
+    return _blister(rng, spec, width_px, height_px)
+
+
+def _belt(rng: np.random.Generator, width_px: int, height_px: int) -> Background:
+    colour = np.asarray(_BELT_COLOURS_RGB[int(rng.integers(len(_BELT_COLOURS_RGB)))], np.float32)
+    colour *= rng.uniform(0.85, 1.2)
+    contrast = rng.uniform(0.07, 0.16)
+    grain = textures.random_crop("belt", rng, height_px, width_px)
+    return Background(rgb=(1.0 + contrast * grain)[..., None] * colour, pocket=None)
+
+
+def _outline_points(shape: Shape, half_length_px: float, half_width_px: float) -> np.ndarray:
+    """Closed outline (N, 2) of an ellipse or stadium centred at 0, long axis along x."""
+    if shape is Shape.CAPSULE:
+        straight_px = half_length_px - half_width_px
+        t = np.linspace(-math.pi / 2, math.pi / 2, 24)
+        right = np.stack([straight_px + half_width_px * np.cos(t), half_width_px * np.sin(t)], 1)
+        return np.concatenate([right, -right])
+    t = np.linspace(0.0, 2 * math.pi, 64, endpoint=False)
+    return np.stack([half_length_px * np.cos(t), half_width_px * np.sin(t)], 1)
+
+
+def _blister(rng: np.random.Generator, spec: TabletSpec, width_px: int, height_px: int) -> Background:
+    foil_grey = rng.uniform(145.0, 195.0)
+    tint = np.asarray((1.0, 1.0, rng.uniform(1.0, 1.05)), np.float32)
+    contrast = rng.uniform(0.04, 0.09)
+    grain = textures.random_crop("foil", rng, height_px, width_px)
+
+    # The thermoformed pocket is a little larger than the tablet, which sits loosely in it.
+    grow = rng.uniform(1.10, 1.22)
+    half_length = spec.half_length_px * grow + 2.0
+    half_width = spec.half_width_px * grow + 2.0 if spec.shape is not Shape.ROUND else half_length
+    gap_px = min(half_length - spec.half_length_px, half_width - spec.half_width_px)
+    shift = rng.uniform(0.0, 0.35 * gap_px)
+    direction = rng.uniform(0.0, 2 * math.pi)
+    angle = math.radians(spec.angle_deg + rng.uniform(-4.0, 4.0))
+    rotation = np.asarray([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    points = _outline_points(spec.shape, half_length, half_width) @ rotation.T
+    points += (spec.centre_x_px + shift * math.cos(direction), spec.centre_y_px + shift * math.sin(direction))
+    mask = np.zeros((height_px, width_px), np.uint8)
+    cv2.fillPoly(mask, [np.round(points * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
+
+    wall_px = max(1.2, 0.025 * spec.length_px)
+    pocket = cv2.GaussianBlur(mask.astype(np.float32) * (1.0 / 255.0), (0, 0), wall_px)
+    # The pocket wall catches the lamp on one side and shades the other, plus a bright lip.
+    gx = cv2.Sobel(pocket, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
+    gy = cv2.Sobel(pocket, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
+    lx, ly, _ = LIGHT_WORLD_XYZ
+    facing = (gx * lx + gy * ly) * (wall_px * 2.5)  # about -1..1 across the wall
+    lip = 4.0 * pocket * (1.0 - pocket)
+    level = foil_grey * (1.0 + 0.10 * pocket) + rng.uniform(20.0, 45.0) * lip - 45.0 * facing
+    surface = 1.0 + contrast * grain * (1.0 - 0.6 * pocket)
+    return Background(rgb=(level * surface)[..., None] * tint, pocket=pocket)

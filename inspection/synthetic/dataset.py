@@ -1,0 +1,1 @@
+def write_dataset(*a, **k): raise NotImplementedError

@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+
+from inspection.errors import CorruptImageError
+from inspection.input_spec import ColourOrder, InputLayout, InputSpec, ResizeMode, default_input_spec
+from inspection.preprocess import prepare, preprocess, to_model_input
+
+
+def spec(**overrides) -> InputSpec:
+    return default_input_spec(32, 3).model_copy(update=overrides)
+
+
+@pytest.fixture
+def rgb_frame() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, size=(48, 64, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("mode", list(ResizeMode))
+def test_prepare_gives_model_size_for_every_resize_mode(rgb_frame, mode):
+    out = prepare(rgb_frame, spec(resize_mode=mode))
+    assert out.shape == (32, 32, 3) and out.dtype == np.uint8 and out.flags.c_contiguous
+
+
+def test_letterbox_pads_with_black_and_keeps_aspect(rgb_frame):
+    out = prepare(np.full((20, 40, 3), 200, np.uint8), spec(resize_mode=ResizeMode.LETTERBOX))
+    assert out[0].max() == 0 and out[-1].max() == 0  # top and bottom rows are padding
+    assert out[16, 16, 0] == 200
+
+
+def test_grey_spec_turns_colour_into_one_channel(rgb_frame):
+    grey_spec = default_input_spec(32, 1)
+    out = prepare(rgb_frame, grey_spec)
+    assert out.shape == (32, 32, 1)
+
+
+def test_colour_spec_accepts_grey_frames():
+    out = prepare(np.full((40, 40), 77, np.uint8), spec())
+    assert out.shape == (32, 32, 3) and (out == 77).all()
+
+
+def test_bgr_order_swaps_channels():
+    frame = np.zeros((32, 32, 3), np.uint8)
+    frame[..., 0] = 255  # red in RGB
+    out = prepare(frame, spec(colour_order=ColourOrder.BGR))
+    assert out[..., 2].min() == 255 and out[..., 0].max() == 0
+
+
+def test_prepare_is_deterministic(rgb_frame):
+    assert np.array_equal(prepare(rgb_frame, spec()), prepare(rgb_frame.copy(), spec()))
+
+
+def test_nchw_float_layout_normalises_like_the_formula(rgb_frame):
+    float_spec = spec(layout=InputLayout.NCHW_FLOAT32)
+    out = preprocess(rgb_frame, float_spec)
+    prepared = prepare(rgb_frame, float_spec).astype(np.float32) / 255.0
+    expected = ((prepared - np.array(float_spec.mean, np.float32)) / np.array(float_spec.std, np.float32)).transpose(2, 0, 1)
+    assert out.shape == (3, 32, 32) and out.dtype == np.float32
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_uint8_layout_is_passed_through_unchanged(rgb_frame):
+    batch = prepare(rgb_frame, spec())[None]
+    assert to_model_input(batch, spec()) is batch
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [np.zeros((10, 10, 4), np.uint8), np.zeros((10, 10), np.float32), np.zeros((2, 10, 10, 3), np.uint8)],
+)
+def test_bad_frames_are_refused_with_a_clear_error(bad):
+    with pytest.raises(CorruptImageError, match="expected uint8"):
+        prepare(bad, spec())
+
+
+def test_spec_rejects_inconsistent_channels():
+    with pytest.raises(ValueError, match="colour_order"):
+        InputSpec(size_px=32, channels=1, colour_order=ColourOrder.RGB, mean=(0.5,), std=(0.5,))
