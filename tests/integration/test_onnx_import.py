@@ -1,0 +1,64 @@
+"""An ONNX classifier trained elsewhere (float NCHW in, logits out, like timm) runs from a bundle."""
+
+import json
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+
+from inspection.backends import open_backend
+from inspection.bundle import OutputKind, load_bundle
+from inspection.preprocess import preprocess
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "inspection.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def external_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ext") / "external.onnx"
+    torch.manual_seed(0)
+    model = torchvision.models.get_model("mobilenet_v3_small", weights=None, num_classes=3).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(1, 3, 64, 64),), str(path), input_names=["x"], output_names=["logits"],
+                          opset_version=17, dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}}, dynamo=False)
+    return model, path
+
+
+def test_import_detects_logits_and_matches_the_source_model(external_model, tmp_path):
+    model, path = external_model
+    result = run("bundle", "import", str(path), "--out", str(tmp_path / "b"), "--classes", "ok,chip,spot", "--good", "ok")
+    assert result.returncode == 0, result.stderr
+    bundle = load_bundle(tmp_path / "b")
+    assert bundle.meta.output_kind == OutputKind.LOGITS and bundle.meta.input.size_px == 64
+    image = np.random.default_rng(0).integers(0, 256, (80, 90, 3), dtype=np.uint8)
+    batch = preprocess(image, bundle.meta.input)[None]
+    backend = open_backend("onnxruntime", bundle)
+    probs = backend.infer(batch)
+    with torch.no_grad():
+        expected = torch.softmax(model(torch.from_numpy(batch)), 1).numpy()
+    np.testing.assert_allclose(probs, expected, atol=1e-5)
+    assert json.loads((tmp_path / "b" / "bundle.json").read_text())["source"].startswith("imported")
+
+
+def test_import_refuses_a_class_count_mismatch(external_model, tmp_path):
+    result = run("bundle", "import", str(external_model[1]), "--out", str(tmp_path / "b"), "--classes", "ok,bad", "--good", "ok")
+    assert result.returncode == 2 and "outputs 3 scores" in result.stderr
+    assert not (tmp_path / "b").exists()
+
+
+def test_import_refuses_a_wrong_size(external_model, tmp_path):
+    result = run("bundle", "import", str(external_model[1]), "--out", str(tmp_path / "b"), "--classes", "a,b,c", "--good", "a", "--size", "224")
+    assert result.returncode == 2 and "--size 64" in result.stderr
+
+
+def test_import_refuses_a_file_that_is_not_onnx(tmp_path):
+    (tmp_path / "m.onnx").write_bytes(b"garbage")
+    result = run("bundle", "import", str(tmp_path / "m.onnx"), "--out", str(tmp_path / "b"), "--classes", "a,b", "--good", "a")
+    assert result.returncode == 2 and "not a readable ONNX model" in result.stderr

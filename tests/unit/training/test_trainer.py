@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+import torch
+
+from inspection.errors import ConfigError, OutputExistsError
+from inspection.input_spec import default_input_spec
+from training.models import build_classifier
+from training.recipe import TrainRecipe
+from training.trainer import LabeledImages, class_weights, learning_rate_at, train_classifier
+from helpers.images import blob_image
+
+SPEC = default_input_spec(32, 3)
+
+
+def tiny_data(n: int, seed: int) -> LabeledImages:
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 2
+    images = np.stack([blob_image(rng, 32, bool(label)) for label in labels])
+    return LabeledImages(images, labels.astype(np.int64))
+
+
+def recipe(**overrides) -> TrainRecipe:
+    values = dict(model="mobilenet_v3_small", image_size_px=32, epochs=3, batch_size=8, device="cpu", seed=5)
+    values.update(overrides)
+    return TrainRecipe(**values)
+
+
+def test_learning_rate_warms_up_then_decays_to_zero():
+    lrs = [learning_rate_at(step, 100, 10, 1.0) for step in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    assert learning_rate_at(100, 100, 10, 1.0) == pytest.approx(0.0)
+
+
+def test_class_weights_balance_the_classes():
+    weights = class_weights(np.array([0, 0, 0, 1]), 3)
+    assert weights[0] * 3 == pytest.approx(weights[1] * 1) and weights[2] == 0
+
+
+def test_training_is_reproducible(tmp_path):
+    train, val = tiny_data(32, 0), tiny_data(8, 1)
+    first = train_classifier(train, val, ["a", "b"], SPEC, recipe(), tmp_path / "first", "hash", progress=False)
+    again = train_classifier(train, val, ["a", "b"], SPEC, recipe(), tmp_path / "again", "hash", progress=False)
+    assert [h["train_loss"] for h in first.history] == [h["train_loss"] for h in again.history]
+    with pytest.raises(OutputExistsError, match="--resume"):
+        train_classifier(train, val, ["a", "b"], SPEC, recipe(), tmp_path / "first", "hash", progress=False)
+
+
+def test_resume_after_an_interruption_repeats_the_run_exactly(tmp_path, monkeypatch):
+    import training.trainer as trainer
+
+    train, val = tiny_data(32, 0), tiny_data(8, 1)
+    straight = train_classifier(train, val, ["a", "b"], SPEC, recipe(epochs=4), tmp_path / "straight", "h", progress=False)
+    original = trainer._save_checkpoint
+
+    def save_then_stop(directory, state, *args):
+        original(directory, state, *args)
+        if state["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "_save_checkpoint", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(train, val, ["a", "b"], SPEC, recipe(epochs=4), tmp_path / "part", "h", progress=False)
+    monkeypatch.undo()
+    resumed = train_classifier(train, val, ["a", "b"], SPEC, recipe(epochs=4), tmp_path / "part", "h", resume=True, progress=False)
+    assert resumed.epochs_run == 4
+    assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in straight.history]
+    for key, value in straight.classifier.state_dict().items():
+        assert torch.equal(value, resumed.classifier.state_dict()[key]), key
+
+
+def test_resume_refuses_another_dataset(tmp_path):
+    train, val = tiny_data(16, 0), tiny_data(4, 1)
+    train_classifier(train, val, ["a", "b"], SPEC, recipe(epochs=1), tmp_path / "c", "hash-a", progress=False)
+    with pytest.raises(ConfigError, match="another dataset"):
+        train_classifier(train, val, ["a", "b"], SPEC, recipe(epochs=1), tmp_path / "c", "hash-b", resume=True, progress=False)
+
+
+def test_local_weights_file_is_loaded_and_head_mismatch_skipped(tmp_path):
+    from safetensors.torch import save_file
+
+    source = build_classifier("resnet18", 1000, SPEC)
+    save_file({k: v.contiguous() for k, v in source.backbone.state_dict().items()}, str(tmp_path / "w.safetensors"))
+    model = build_classifier("resnet18", 2, SPEC, tmp_path / "w.safetensors")
+    assert torch.equal(model.backbone.conv1.weight, source.backbone.conv1.weight)
+    assert model.backbone.fc.weight.shape == (2, 512)
+
+
+def test_grey_input_runs_through_a_colour_backbone():
+    model = build_classifier("mobilenet_v3_small", 2, default_input_spec(32, 1)).eval()
+    with torch.no_grad():
+        assert model(torch.zeros(2, 32, 32, 1, dtype=torch.uint8)).shape == (2, 2)
