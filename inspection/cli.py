@@ -157,6 +157,52 @@ def cmd_bundle_import(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- station / audit
+
+
+def cmd_station_run(args: argparse.Namespace) -> int:
+    from station.quickstart import config_from_arguments
+    from station.config import load_station_config
+    from station.runner import RunLimits, run_station
+
+    if args.config is not None:
+        if args.bundle or args.source:
+            raise InspectionError("give either CONFIG.yaml or --bundle/--source, not both. Put the settings in the YAML.")
+        config = load_station_config(args.config)
+    else:
+        config = config_from_arguments(args.bundle, args.source, args.rate, args.archive)
+    summary = run_station(config, RunLimits(args.frames, args.duration_s), progress=not args.json)
+    if args.json:
+        _print_json(summary)
+    else:
+        print(
+            f"frames {summary['frames']}: pass {summary['passed']}, reject {summary['rejected']}, uncertain {summary['uncertain']}, "
+            f"fault {summary['fault']}, late {summary['late']}; {summary['throughput_fps']:.0f} frames/s "
+            f"({summary['throughput_vs_raw']:.0%} of the backend's raw {summary['backend_raw_fps']:.0f}/s); "
+            f"p99 latency {summary['latency_ms']['p99']:.1f} ms; archived {summary['archived']}; audit verified {summary['audit_verified']}"
+        )
+    return 0 if summary["balanced"] and summary["audit_verified"] is not False else 1
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from station.archive import raise_if_bad, verify_archive
+
+    result = verify_archive(Path(args.archive))
+    raise_if_bad(result)
+    print(f"ok: {args.archive} intact: {result.records_checked} records, {result.dispositions_checked} dispositions, "
+          f"{result.images_checked} images checked")
+    return 0
+
+
+def cmd_audit_report(args: argparse.Namespace) -> int:
+    from station.archive import write_lot_report
+
+    out = args.out or Path(args.archive) / "reports"
+    for path in write_lot_report(Path(args.archive), args.lot, out):
+        print(path)
+    return 0
+
+
 # ----------------------------------------------------------------------------- demo
 
 
@@ -230,6 +276,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resize", choices=("stretch", "letterbox", "center_crop"), default="stretch")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(handler=cmd_bundle_import)
+
+    station = commands.add_parser("station", help="run an inspection station").add_subparsers(dest="station_command", required=True, metavar="ACTION")
+    p = station.add_parser("run", help="run a station from CONFIG.yaml, or quickly from --bundle and --source")
+    p.add_argument("config", type=Path, nargs="?", help="station YAML (see station/examples/)")
+    p.add_argument("--bundle", type=Path)
+    p.add_argument("--source", help="a folder of images, a video file, synthetic, pylon, a camera index or a stream URL")
+    p.add_argument("--rate", type=float, help="items per second (default: as fast as the station can)")
+    p.add_argument("--archive", type=Path, help="archive folder (default: none)")
+    p.add_argument("--frames", type=int, help="stop after N frames")
+    p.add_argument("--duration-s", type=float, help="stop after S seconds")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_station_run)
+
+    audit = commands.add_parser("audit", help="the station archive's audit trail").add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    p = audit.add_parser("verify", help="check the hash chain and every image (exit 1 naming the first bad record)")
+    p.add_argument("archive", type=Path)
+    p.set_defaults(handler=cmd_audit_verify)
+    p = audit.add_parser("report", help="write the batch report of a lot (HTML and CSV, exceptions only)")
+    p.add_argument("archive", type=Path)
+    p.add_argument("--lot", required=True)
+    p.add_argument("--out", type=Path, help="folder for the report (default: ARCHIVE/reports)")
+    p.set_defaults(handler=cmd_audit_report)
 
     p = commands.add_parser("demo", help="the whole chain on synthetic line data, on the CPU")
     p.add_argument("--workdir", type=Path, default=Path("runs/demo"))

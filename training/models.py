@@ -16,6 +16,8 @@ from torch import nn
 from inspection.errors import ConfigError
 from inspection.input_spec import InputSpec
 
+BATCHNORM_MOMENTUM = 0.1
+
 
 class InspectionClassifier(nn.Module):
     """uint8 (N, H, W, C) -> logits (N, classes)."""
@@ -60,9 +62,19 @@ def build_classifier(architecture: str, num_classes: int, spec: InputSpec, weigh
             "efficientnet_b0 (see torchvision.models.list_models())."
         )
     backbone = torchvision.models.get_model(architecture, weights=None, num_classes=num_classes)
+    _set_batchnorm_momentum(backbone, BATCHNORM_MOMENTUM)
     if weights_path is not None:
         _load_weights(backbone, Path(weights_path))
     return InspectionClassifier(backbone, spec)
+
+
+def _set_batchnorm_momentum(model: nn.Module, momentum: float) -> None:
+    """MobileNetV3 and EfficientNet ship BatchNorm momentum 0.01 (tuned for ImageNet's ~1M steps).
+    A line dataset trains for a few hundred steps: with 0.01 the running statistics are still near
+    their initial values at the end, and eval-mode predictions collapse to one class."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.momentum = momentum
 
 
 def _load_weights(backbone: nn.Module, path: Path) -> list[str]:

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from inspection.synthetic import textures
-from inspection.synthetic.tablet import LIGHT_WORLD_XYZ, Shape, TabletSpec
+from inspection.synthetic.tablet import LIGHT_WORLD_XYZ, Shape, TabletSpec, planar
 
 _BELT_COLOURS_RGB = (
     (58, 60, 62),  # dark grey
@@ -21,7 +21,7 @@ _BELT_COLOURS_RGB = (
 
 @dataclass(frozen=True, slots=True)
 class Background:
-    rgb: np.ndarray  # (H, W, 3) float32, 0..255
+    rgb: np.ndarray  # (3, H, W) float32 planar, 0..255
     pocket: np.ndarray | None  # (H, W) 0..1 blister pocket area, None on a belt
 
 
@@ -32,11 +32,10 @@ def sample_background(rng: np.random.Generator, spec: TabletSpec, width_px: int,
 
 
 def _belt(rng: np.random.Generator, width_px: int, height_px: int) -> Background:
-    colour = np.asarray(_BELT_COLOURS_RGB[int(rng.integers(len(_BELT_COLOURS_RGB)))], np.float32)
-    colour *= rng.uniform(0.85, 1.2)
+    colour = planar(_BELT_COLOURS_RGB[int(rng.integers(len(_BELT_COLOURS_RGB)))]) * rng.uniform(0.85, 1.2)
     contrast = rng.uniform(0.07, 0.16)
     grain = textures.random_crop("belt", rng, height_px, width_px)
-    return Background(rgb=(1.0 + contrast * grain)[..., None] * colour, pocket=None)
+    return Background(rgb=(1.0 + contrast * grain) * colour, pocket=None)
 
 
 def _outline_points(shape: Shape, half_length_px: float, half_width_px: float) -> np.ndarray:
@@ -52,7 +51,7 @@ def _outline_points(shape: Shape, half_length_px: float, half_width_px: float) -
 
 def _blister(rng: np.random.Generator, spec: TabletSpec, width_px: int, height_px: int) -> Background:
     foil_grey = rng.uniform(145.0, 195.0)
-    tint = np.asarray((1.0, 1.0, rng.uniform(1.0, 1.05)), np.float32)
+    tint = planar((1.0, 1.0, rng.uniform(1.0, 1.05)))
     contrast = rng.uniform(0.04, 0.09)
     grain = textures.random_crop("foil", rng, height_px, width_px)
 
@@ -80,4 +79,4 @@ def _blister(rng: np.random.Generator, spec: TabletSpec, width_px: int, height_p
     lip = 4.0 * pocket * (1.0 - pocket)
     level = foil_grey * (1.0 + 0.10 * pocket) + rng.uniform(20.0, 45.0) * lip - 45.0 * facing
     surface = 1.0 + contrast * grain * (1.0 - 0.6 * pocket)
-    return Background(rgb=(level * surface)[..., None] * tint, pocket=pocket)
+    return Background(rgb=(level * surface) * tint, pocket=pocket)

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from inspection.synthetic import textures
-from inspection.synthetic.tablet import Shape, Sprite, inside_distance_px, rim_radius_px
+from inspection.synthetic.tablet import FIBRE_OVERSHOOT, Sprite, inside_distance_px, planar, rim_radius_px
 
 _STAINS_RGB = ((92, 62, 40), (70, 70, 72), (45, 36, 30), (135, 84, 46), (82, 88, 70))
 _TINTS_RGB = ((214, 184, 96), (150, 108, 66), (138, 138, 134), (176, 124, 86))
@@ -28,17 +28,29 @@ def _luma(rgb) -> float:
     return 0.299 * r + 0.587 * g + 0.114 * b
 
 
+_RGB_TO_XYZ = np.asarray([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+_WHITE_XYZ = np.asarray([0.9505, 1.0, 1.089])
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    """CIE Lab of (N, 3) sRGB colours 0..255 (numpy: cv2.cvtColor costs 0.5 ms a call here)."""
+    c = np.asarray(rgb, np.float64) / 255.0
+    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    xyz = linear @ _RGB_TO_XYZ.T / _WHITE_XYZ
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16.0 / 116.0)
+    return np.stack([116.0 * f[:, 1] - 16.0, 500.0 * (f[:, 0] - f[:, 1]), 200.0 * (f[:, 1] - f[:, 2])], 1)
+
+
 def _delta_e(rgb: np.ndarray, others_rgb: np.ndarray) -> np.ndarray:
     """CIE76 colour difference between one colour and each of several, all given as 0..255 RGB."""
-    colours = np.vstack([rgb, others_rgb]).astype(np.float32)[None] / 255.0
-    lab = cv2.cvtColor(colours, cv2.COLOR_RGB2Lab)[0]
+    lab = _lab(np.vstack([rgb, others_rgb]))
     return np.linalg.norm(lab[1:] - lab[0], axis=1)
 
 
 def _contrasting(sprite: Sprite, rng: np.random.Generator, palette, x_px: float, y_px: float) -> np.ndarray:
     """A random palette colour that stands out (delta E >= 30) from the tablet at a point."""
     col, row = sprite.index_of(x_px, y_px)
-    under = sprite.albedo_rgb[row, col]
+    under = sprite.albedo_rgb[:, row, col]
     colours = np.asarray(palette, np.float32)
     shifts = _delta_e(under, colours)
     usable = np.flatnonzero(shifts >= 30.0)
@@ -83,8 +95,9 @@ def _mark_fracture(sprite: Sprite, window, kept_px: np.ndarray, band_px: float) 
 def _polyline_mask(sprite: Sprite, points_px: np.ndarray, thickness_px: int, closed: bool = False,
                    fill: bool = False) -> np.ndarray:
     """0..1 float mask of an antialiased polyline or polygon given in centred coordinates."""
-    mask = np.zeros((sprite.size_px, sprite.size_px), np.uint8)
-    pixel = np.round((points_px + (sprite.size_px - 1) / 2.0) * 8).astype(np.int32)
+    mask = np.zeros((sprite.rows_px, sprite.cols_px), np.uint8)
+    centre = np.asarray(((sprite.cols_px - 1) / 2.0, (sprite.rows_px - 1) / 2.0))
+    pixel = np.round((points_px + centre) * 8).astype(np.int32)
     if fill:
         cv2.fillPoly(mask, [pixel], 255, cv2.LINE_AA, shift=3)
     else:
@@ -97,7 +110,7 @@ def _shifted_shadow(sprite: Sprite, mask: np.ndarray, distance_px: float) -> np.
     lx, ly, _ = sprite.light_xyz
     norm = math.hypot(lx, ly)
     moved = cv2.warpAffine(mask, np.float32([[1, 0, -lx / norm * distance_px], [0, 1, -ly / norm * distance_px]]),
-                           (sprite.size_px, sprite.size_px))
+                           (sprite.cols_px, sprite.rows_px))
     return cv2.GaussianBlur(moved, (0, 0), 0.8)
 
 
@@ -115,9 +128,9 @@ def chip(sprite: Sprite, rng: np.random.Generator) -> None:
     dx, dy = _window_offsets(sprite, window, cx, cy)
     # A fracture is never a clean circle: wobble the bite's radius around its centre.
     around = np.arctan2(dy, dx)
-    p1, p2 = rng.uniform(0, 2 * math.pi, size=2)
+    p1, p2 = (float(p) for p in rng.uniform(0, 2 * math.pi, size=2))
     wobble = 1.0 + 0.10 * np.sin(int(rng.integers(3, 6)) * around + p1) + 0.06 * np.sin(9 * around + p2)
-    kept = np.hypot(dx, dy) - radius_px * wobble
+    kept = np.sqrt(dx * dx + dy * dy) - radius_px * wobble
     np.minimum(sprite.cut_px[window], kept, out=sprite.cut_px[window])
     _mark_fracture(sprite, window, kept, max(2.0, 0.35 * radius_px))
 
@@ -129,9 +142,12 @@ def break_off(sprite: Sprite, rng: np.random.Generator) -> None:
     nx, ny = math.cos(angle), math.sin(angle)
     reach_px = rim_radius_px(spec, angle)
     offset_px = rng.uniform(0.0, 0.40) * reach_px  # chord at 0.4 r leaves 25% off; at 0 half
-    knots_u = np.linspace(-0.75 * spec.length_px, 0.75 * spec.length_px, 12)
-    steps = rng.normal(0.0, 0.035 * spec.length_px, size=12)
-    knots_jag = np.cumsum(steps) - steps.sum() / 2 + rng.normal(0.0, 0.015 * spec.length_px, size=12)
+    # Jagged but without drift (a random walk pinned to zero at both ends), so the missing share
+    # stays close to the one the chord offset sets.
+    knots_u = np.linspace(-0.75 * spec.length_px, 0.75 * spec.length_px, 14)
+    walk = np.cumsum(rng.normal(0.0, 0.025 * spec.length_px, size=14))
+    walk -= np.linspace(walk[0], walk[-1], 14)
+    knots_jag = walk + rng.normal(0.0, 0.012 * spec.length_px, size=14)
     u = sprite.x_px * -ny + sprite.y_px * nx
     jag = np.interp(u.ravel(), knots_u, knots_jag).reshape(u.shape).astype(np.float32)
     kept = offset_px + jag - (sprite.x_px * nx + sprite.y_px * ny)
@@ -150,8 +166,8 @@ def break_off(sprite: Sprite, rng: np.random.Generator) -> None:
         radii = fragment_px * rng.uniform(0.65, 1.1, size=corners.size)
         polygon = np.stack([fx + radii * np.cos(corners), fy + radii * np.sin(corners)], 1)
         coverage = _polyline_mask(sprite, polygon, 1, fill=True)
-        base = np.asarray(spec.colour_rgb, np.float32) * 0.82
-        sprite.paint_overlay(coverage, base * (1.0 + 0.05 * sprite.grain)[..., None])
+        base = planar(spec.colour_rgb) * 0.82
+        sprite.paint_overlay(coverage, base * (1.0 + 0.05 * sprite.grain))
         sprite.paint_overlay(_polyline_mask(sprite, polygon, 1, closed=True) * 0.5, base * 0.6)
 
 
@@ -173,8 +189,8 @@ def crack(sprite: Sprite, rng: np.random.Generator) -> None:
     for path in paths:
         np.maximum(mask, _polyline_mask(sprite, path, thickness_px), out=mask)
     darkness = rng.uniform(0.5, 0.8)
-    sprite.albedo_rgb *= (1.0 - darkness * mask)[..., None]
-    sprite.height_px -= (0.8 * max(1.0, spec.half_width_px / 60.0)) * mask  # a groove catches light on one lip
+    sprite.albedo_rgb *= 1.0 - darkness * mask
+    sprite.relief_px -= (0.8 * max(1.0, spec.half_width_px / 60.0)) * mask  # a groove catches light on one lip
 
 
 def _crack_path(sprite: Sprite, rng: np.random.Generator, length_px: float) -> np.ndarray:
@@ -225,7 +241,7 @@ def spot(sprite: Sprite, rng: np.random.Generator) -> None:
                                   3.5 * sprite.frame_min_px / 224, 0.45 * spec.half_width_px))
         cx, cy = _point_inside(sprite, rng, 0.9 * radius_px + 1.0)
         col, row = sprite.index_of(cx, cy)
-        under = sprite.albedo_rgb[row, col]
+        under = sprite.albedo_rgb[:, row, col]
         dark_enough = [s for s in _STAINS_RGB if _luma(s) <= 0.6 * _luma(under)]
         stain = (dark_enough[int(rng.integers(len(dark_enough)))] if dark_enough
                  else min(_STAINS_RGB, key=_luma))
@@ -236,31 +252,33 @@ def spot(sprite: Sprite, rng: np.random.Generator) -> None:
         dx, dy = _window_offsets(sprite, window, cx, cy)
         u = dx * math.cos(turn) + dy * math.sin(turn)
         v = (dy * math.cos(turn) - dx * math.sin(turn)) / squash
-        cover = opacity * _smoothstep((radius_px - np.hypot(u, v)) / (softness * radius_px))
-        patch = sprite.albedo_rgb[window]
-        patch += cover[..., None] * (np.asarray(stain, np.float32) - patch)
+        cover = opacity * _smoothstep((radius_px - np.sqrt(u * u + v * v)) / (softness * radius_px))
+        patch = sprite.albedo_rgb[(slice(None), *window)]
+        patch += cover * (planar(stain) - patch)
 
 
 def discolour(sprite: Sprite, rng: np.random.Generator) -> None:
     """A large soft region, 30-70% of the tablet, yellowed, browned or greyed, maybe mottled."""
     spec = sprite.spec
+    # An off-centre blob, so part of the tablet keeps its own colour and the boundary shows.
     fraction = rng.uniform(0.3, 0.7)
-    shrink = math.sqrt(fraction)
-    ra, rb = spec.half_length_px * shrink, spec.half_width_px * shrink
-    cx = rng.uniform(-1.0, 1.0) * (spec.half_length_px - ra) * 0.9
-    cy = rng.uniform(-1.0, 1.0) * (spec.half_width_px - rb) * 0.9
-    if spec.shape is Shape.ROUND:
-        ra = rb = spec.half_length_px * shrink
-    size_px = sprite.size_px
-    wobble = textures.low_frequency(rng, size_px, size_px, 5)
-    reach = np.hypot((sprite.x_px - cx) / ra, (sprite.y_px - cy) / rb) + 0.25 * wobble
-    softness = rng.uniform(0.2, 0.4)
+    angle = rng.uniform(0.0, 2 * math.pi)
+    off_centre = rng.uniform(0.3, 0.7)
+    reach_px = rim_radius_px(spec, angle) * off_centre
+    cx, cy = reach_px * math.cos(angle), reach_px * math.sin(angle)
+    grow = math.sqrt(fraction) * (1.0 + 0.45 * off_centre)  # make up for the part beyond the rim
+    ra, rb = spec.half_length_px * grow, spec.half_width_px * grow
+    wobble = textures.low_frequency(rng, sprite.rows_px, sprite.cols_px, 5)
+    u, v = (sprite.x_px - cx) * (1.0 / ra), (sprite.y_px - cy) * (1.0 / rb)
+    reach = np.sqrt(u * u + v * v) + 0.25 * wobble
+    softness = rng.uniform(0.15, 0.35)
     cover = _smoothstep((1.0 + softness / 2 - reach) / softness)
     if rng.random() < 0.35:
-        mottle = textures.low_frequency(rng, size_px, size_px, int(rng.integers(6, 10)))
+        mottle = textures.low_frequency(rng, sprite.rows_px, sprite.cols_px, int(rng.integers(6, 10)))
         cover *= np.clip(0.65 + 0.6 * mottle, 0.3, 1.0)
-    strength = rng.uniform(0.5, 0.9)
-    base = np.asarray(spec.colour_rgb, np.float32)
+    strength = rng.uniform(0.35, 0.85)
+    col, row = sprite.index_of(cx, cy)
+    base = sprite.albedo_rgb[:, row, col]
     tints = np.asarray(_TINTS_RGB, np.float32)
     # Keep only tints that move this tablet's colour by a clearly visible amount (CIE76 delta E).
     shifts = _delta_e(base, base + strength * (tints - base))
@@ -269,7 +287,7 @@ def discolour(sprite: Sprite, rng: np.random.Generator) -> None:
         tint = tints[usable[int(rng.integers(usable.size))]]
     else:
         tint, strength = tints[int(np.argmax(_delta_e(base, tints)))], 1.0
-    sprite.albedo_rgb += (strength * cover)[..., None] * (tint - sprite.albedo_rgb)
+    sprite.albedo_rgb += (strength * cover) * (planar(tint) - sprite.albedo_rgb)
 
 
 def foreign_particle(sprite: Sprite, rng: np.random.Generator) -> None:
@@ -290,12 +308,12 @@ def _shard(sprite: Sprite, rng: np.random.Generator) -> None:
     radii = radius_px * rng.uniform(0.6, 1.0, size=count)
     polygon = np.stack([cx + radii * np.cos(corners), cy + radii * np.sin(corners)], 1)
     cover = _polyline_mask(sprite, polygon, 1, fill=True)
-    sprite.albedo_rgb *= (1.0 - 0.5 * _shifted_shadow(sprite, cover, max(1.5, 0.3 * radius_px)))[..., None]
+    sprite.albedo_rgb *= 1.0 - 0.5 * _shifted_shadow(sprite, cover, max(1.5, 0.3 * radius_px))
     # Flat metal facet: a little brighter on the lamp side, then one edge caught as a glint.
     lx, ly, _ = sprite.light_xyz
     ramp = ((sprite.x_px - cx) * lx + (sprite.y_px - cy) * ly) / radius_px
     colour = _contrasting(sprite, rng, _PARTICLE_RGB, cx, cy)
-    sprite.paint_overlay(cover, colour * (1.0 + 0.25 * np.clip(ramp, -1, 1))[..., None])
+    sprite.paint_overlay(cover, planar(colour) * (1.0 + 0.25 * np.clip(ramp, -1, 1)))
     edge_normals = np.roll(polygon, -1, 0) - polygon
     facing = edge_normals[:, 1] * lx - edge_normals[:, 0] * ly  # outward normal . light
     lit = int(np.argmax(facing))
@@ -313,18 +331,21 @@ def _fibre(sprite: Sprite, rng: np.random.Generator) -> None:
         if np.hypot(*(rim - start)) >= 0.35 * spec.length_px:
             break
     beyond = rim - start
-    end = rim + beyond / np.hypot(*beyond) * rng.uniform(0.05, 0.2) * spec.length_px
+    end = rim + beyond / np.hypot(*beyond) * rng.uniform(0.05, FIBRE_OVERSHOOT) * spec.length_px
     normal = np.asarray((-beyond[1], beyond[0])) / np.hypot(*beyond)
     bend = np.hypot(*(end - start)) * rng.uniform(-0.2, 0.2, size=2)
     c1 = start + (end - start) / 3 + bend[0] * normal
     c2 = start + 2 * (end - start) / 3 + bend[1] * normal
     t = np.linspace(0.0, 1.0, 40)[:, None]
     curve = (1 - t) ** 3 * start + 3 * (1 - t) ** 2 * t * c1 + 3 * (1 - t) * t**2 * c2 + t**3 * end
-    limit = (sprite.size_px - 1) / 2.0 - 2.0
-    curve = np.clip(curve, -limit, limit)
+    # A bent fibre may bulge further out: keep it within the sprite and its reach.
+    radius = np.maximum(np.hypot(curve[:, 0], curve[:, 1]), 1e-6)
+    curve *= np.minimum(1.0, (sprite.reach_px - 2.0) / radius)[:, None]
+    curve[:, 0] = np.clip(curve[:, 0], -(sprite.cols_px - 5) / 2.0, (sprite.cols_px - 5) / 2.0)
+    curve[:, 1] = np.clip(curve[:, 1], -(sprite.rows_px - 5) / 2.0, (sprite.rows_px - 5) / 2.0)
     thickness_px = max(1, int(round(rng.uniform(0.9, 2.0) * sprite.frame_min_px / 224)))
     cover = _polyline_mask(sprite, curve, thickness_px)
-    sprite.albedo_rgb *= (1.0 - 0.35 * _shifted_shadow(sprite, cover, 1.5))[..., None]
+    sprite.albedo_rgb *= 1.0 - 0.35 * _shifted_shadow(sprite, cover, 1.5)
     colour = _contrasting(sprite, rng, _FIBRE_RGB, *start)
     sprite.paint_overlay(cover, colour)
 

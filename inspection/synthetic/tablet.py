@@ -20,6 +20,8 @@ from inspection.synthetic import textures
 # Direction towards the lamp in image coordinates (x right, y down, z towards the camera):
 # upper left, as on a ring-light station with one stronger segment.
 LIGHT_WORLD_XYZ = (-0.45, -0.55, 0.70)
+# How far a fibre may reach beyond the rim, as a share of the tablet length; sizes the sprite.
+FIBRE_OVERSHOOT = 0.13
 
 _TABLET_COLOURS_RGB = (
     (243, 243, 239),  # white
@@ -37,7 +39,7 @@ _CAPSULE_COLOURS_RGB = _TABLET_COLOURS_RGB + (
     (88, 164, 108),  # green
     (242, 200, 64),  # yellow
 )
-_CORE_RGB = np.float32([232, 228, 218])  # inside of a film-coated tablet or a capsule's fill
+_CORE_RGB = np.float32([232, 228, 218])[:, None, None]  # inside of a film-coated tablet or a capsule's fill
 _EMBOSS_TEXTS = ("A", "B2", "10", "M", "5", "XR", "50", "P", "40", "K7", "RX", "C3")
 _EMBOSS_GLYPHS = ("1", "2", "5", "7", "A", "M", "P", "T")
 
@@ -46,6 +48,12 @@ class Shape(StrEnum):
     ROUND = "round"
     OVAL = "oval"
     CAPSULE = "capsule"
+
+
+def planar(colour_rgb) -> np.ndarray:
+    """A colour shaped (3, 1, 1) to broadcast over planar (3, H, W) images; planes pass through."""
+    colour = np.asarray(colour_rgb, np.float32)
+    return colour[:, None, None] if colour.ndim == 1 else colour
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +80,16 @@ class TabletSpec:
         return self.width_px / 2.0
 
 
+def _pick(rng: np.random.Generator, options: tuple, weights: tuple[float, ...]):
+    """One option with the given probabilities (rng.choice with p= is slow for a single draw)."""
+    draw = rng.random()
+    for option, weight in zip(options, weights):
+        draw -= weight
+        if draw < 0.0:
+            return option
+    return options[-1]
+
+
 def _jitter_colour(rng: np.random.Generator, rgb: tuple[int, int, int]) -> tuple[float, float, float]:
     gain = rng.uniform(0.95, 1.03)
     return tuple(float(np.clip(c * gain + rng.uniform(-5, 5), 0, 255)) for c in rgb)
@@ -80,20 +98,21 @@ def _jitter_colour(rng: np.random.Generator, rgb: tuple[int, int, int]) -> tuple
 def sample_tablet(rng: np.random.Generator, width_px: int, height_px: int) -> TabletSpec:
     """Random tablet, 45-70% of the short frame side long, wholly inside the frame."""
     frame_min_px = min(width_px, height_px)
-    shape = (Shape.ROUND, Shape.OVAL, Shape.CAPSULE)[int(rng.choice(3, p=(0.45, 0.30, 0.25)))]
+    shape = _pick(rng, (Shape.ROUND, Shape.OVAL, Shape.CAPSULE), (0.45, 0.30, 0.25))
     length_px = rng.uniform(0.45, 0.70) * frame_min_px
     aspect = {Shape.ROUND: 1.0, Shape.OVAL: rng.uniform(1.25, 1.6), Shape.CAPSULE: rng.uniform(2.1, 2.7)}[shape]
     if shape is Shape.CAPSULE:
-        body, cap = rng.choice(len(_CAPSULE_COLOURS_RGB), size=2, replace=False)
+        body = int(rng.integers(len(_CAPSULE_COLOURS_RGB)))
+        cap = (body + 1 + int(rng.integers(len(_CAPSULE_COLOURS_RGB) - 1))) % len(_CAPSULE_COLOURS_RGB)
         colour = _jitter_colour(rng, _CAPSULE_COLOURS_RGB[body])
         cap_colour = _jitter_colour(rng, _CAPSULE_COLOURS_RGB[cap])
         marking, text, gloss = "none", "", rng.uniform(0.30, 0.55)
     else:
         colour = _jitter_colour(rng, _TABLET_COLOURS_RGB[int(rng.integers(len(_TABLET_COLOURS_RGB)))])
         cap_colour = colour
-        marking = str(rng.choice(("none", "score", "text", "score_text"), p=(0.15, 0.30, 0.35, 0.20)))
-        glyphs = rng.choice(_EMBOSS_GLYPHS, size=2)
-        text = f"{glyphs[0]} {glyphs[1]}" if marking == "score_text" else str(rng.choice(_EMBOSS_TEXTS))
+        marking = _pick(rng, ("none", "score", "text", "score_text"), (0.15, 0.30, 0.35, 0.20))
+        left, right = (_EMBOSS_GLYPHS[int(i)] for i in rng.integers(len(_EMBOSS_GLYPHS), size=2))
+        text = f"{left} {right}" if marking == "score_text" else _EMBOSS_TEXTS[int(rng.integers(len(_EMBOSS_TEXTS)))]
         gloss = rng.uniform(0.08, 0.30)
     reach_px = length_px / 2.0 + 2.0  # the tablet's radius under any rotation
     slack_x_px = max(0.0, min(width_px / 2.0 - reach_px - 1.0, 0.2 * width_px))
@@ -117,13 +136,17 @@ def sample_tablet(rng: np.random.Generator, width_px: int, height_px: int) -> Ta
 def inside_distance_px(spec: TabletSpec, x_px, y_px):
     """Distance from the tablet's rim, positive inside (exact for round/capsule, close for oval)."""
     a, b = spec.half_length_px, spec.half_width_px
+    # sqrt(x*x + y*y) rather than np.hypot, which is several times slower on arrays.
     if spec.shape is Shape.ROUND:
-        return a - np.hypot(x_px, y_px)
+        return a - np.sqrt(x_px * x_px + y_px * y_px)
     if spec.shape is Shape.CAPSULE:
-        return b - np.hypot(np.maximum(np.abs(x_px) - (a - b), 0.0), y_px)
+        beyond = np.maximum(np.abs(x_px) - (a - b), 0.0)
+        return b - np.sqrt(beyond * beyond + y_px * y_px)
     # Ellipse: first-order distance (1 - k) / |grad k|, written so the centre gives b, not 0/0.
-    k = np.hypot(x_px / a, y_px / b)
-    g = np.hypot(x_px / (a * a), y_px / (b * b))
+    xa, yb = x_px * (1.0 / a), y_px * (1.0 / b)
+    k = np.sqrt(xa * xa + yb * yb)
+    xa, yb = xa * (1.0 / a), yb * (1.0 / b)
+    g = np.sqrt(xa * xa + yb * yb)
     return (1.0 - k) * (k + 1e-6) / (g + 1e-6 / b)
 
 
@@ -146,15 +169,19 @@ class Sprite:
     """Mutable layers of one tablet in its own frame; the defect painters edit these."""
 
     spec: TabletSpec
-    size_px: int
+    rows_px: int
+    cols_px: int
+    reach_px: float  # radius around the centre that holds everything drawn, overlay included
     frame_min_px: int
-    x_px: np.ndarray  # (S, S) coordinates from the tablet centre, read-only
+    x_px: np.ndarray  # (rows, cols) coordinates from the tablet centre, read-only
     y_px: np.ndarray
     inside_px: np.ndarray  # distance from the intact rim, positive inside
     cut_px: np.ndarray  # same after chips and breaks; the alpha comes from this one
-    height_px: np.ndarray  # surface relief for shading
+    relief_px: np.ndarray  # surface height for shading
     grain: np.ndarray  # unit-std surface texture
-    albedo_rgb: np.ndarray  # (S, S, 3) 0..255
+    # Colours are planar, (3, S, S): numpy broadcasts a mask or a colour over a leading axis
+    # several times faster than over a trailing axis of length 3.
+    albedo_rgb: np.ndarray  # (3, rows, cols) 0..255
     light_xyz: tuple[float, float, float]  # light direction in the sprite frame
     fracture: np.ndarray | None = None  # 0..1, exposed broken surface (darker, rough)
     # Things lying on or beside the tablet (particles, fragments), premultiplied, drawn over it.
@@ -163,38 +190,37 @@ class Sprite:
 
     def index_of(self, x_px: float, y_px: float) -> tuple[int, int]:
         """(column, row) of a point given in centred coordinates."""
-        half = (self.size_px - 1) / 2.0
-        return int(round(x_px + half)), int(round(y_px + half))
+        return int(round(x_px + (self.cols_px - 1) / 2.0)), int(round(y_px + (self.rows_px - 1) / 2.0))
 
     def window(self, x_px: float, y_px: float, radius_px: float) -> tuple[slice, slice]:
         """Row and column slices of the square around a point, clipped to the sprite."""
         col, row = self.index_of(x_px, y_px)
         r = int(math.ceil(radius_px)) + 2
-        return (slice(max(row - r, 0), min(row + r + 1, self.size_px)),
-                slice(max(col - r, 0), min(col + r + 1, self.size_px)))
+        return (slice(max(row - r, 0), min(row + r + 1, self.rows_px)),
+                slice(max(col - r, 0), min(col + r + 1, self.cols_px)))
 
     def paint_overlay(self, coverage: np.ndarray, colour_rgb) -> None:
         """Lay something of the given colour(s) with this 0..1 coverage over everything so far."""
         if self.overlay_alpha is None:
-            self.overlay_premul_rgb = np.zeros((self.size_px, self.size_px, 3), np.float32)
-            self.overlay_alpha = np.zeros((self.size_px, self.size_px), np.float32)
+            self.overlay_premul_rgb = np.zeros((3, self.rows_px, self.cols_px), np.float32)
+            self.overlay_alpha = np.zeros((self.rows_px, self.cols_px), np.float32)
         keep = 1.0 - coverage
-        self.overlay_premul_rgb *= keep[..., None]
-        self.overlay_premul_rgb += coverage[..., None] * colour_rgb
+        self.overlay_premul_rgb *= keep
+        self.overlay_premul_rgb += coverage * planar(colour_rgb)
         self.overlay_alpha *= keep
         self.overlay_alpha += coverage
 
 
-def _marking_mask(spec: TabletSpec, rng: np.random.Generator, size_px: int) -> np.ndarray | None:
+def _marking_mask(spec: TabletSpec, rng: np.random.Generator, rows_px: int, cols_px: int) -> np.ndarray | None:
     """Debossed score line and/or letters, 0..1, centred in the sprite."""
     if spec.marking == "none":
         return None
     hw = spec.half_width_px
-    mask = np.zeros((size_px, size_px), np.uint8)
-    centre = size_px // 2
+    mask = np.zeros((rows_px, cols_px), np.uint8)
+    centre_x, centre_y = (cols_px - 1) / 2.0, (rows_px - 1) / 2.0
     if "score" in spec.marking:
-        reach = int(0.82 * hw)
-        cv2.line(mask, (centre, centre - reach), (centre, centre + reach), 255,
+        reach = 0.82 * hw
+        cv2.line(mask, (round(centre_x), round(centre_y - reach)), (round(centre_x), round(centre_y + reach)), 255,
                  max(1, round(0.07 * hw)), cv2.LINE_AA)
     if "text" in spec.marking:
         font = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX)[int(rng.integers(2))]
@@ -208,15 +234,19 @@ def _marking_mask(spec: TabletSpec, rng: np.random.Generator, size_px: int) -> n
         for text, offset_px in parts:
             (w1, h1), _ = cv2.getTextSize(text, font, 1.0, thickness)
             scale = min(box_w / w1, box_h / h1)
-            origin = (int(centre + offset_px - w1 * scale / 2), int(centre + h1 * scale / 2))
+            origin = (round(centre_x + offset_px - w1 * scale / 2), round(centre_y + h1 * scale / 2))
             cv2.putText(mask, text, origin, font, scale, 255, thickness, cv2.LINE_AA)
     return cv2.GaussianBlur(mask.astype(np.float32) * (1.0 / 255.0), (0, 0), 0.7)
 
 
 def build_sprite(spec: TabletSpec, rng: np.random.Generator, frame_min_px: int) -> Sprite:
     """Outline, relief and surface colour of an intact tablet (no defect yet)."""
-    size_px = int(math.ceil(spec.length_px * 1.4)) + 4  # room for chip circles, fibres, fragments
-    x_px, y_px = textures.centred_grid(size_px)
+    # The tablet's box plus a margin all round for fibre ends beyond the rim (a rectangle, not a
+    # square: a capsule's sprite is then half the size).
+    margin_px = FIBRE_OVERSHOOT * spec.length_px + 4.0
+    rows_px = int(math.ceil(spec.width_px + 2 * margin_px))
+    cols_px = int(math.ceil(spec.length_px + 2 * margin_px))
+    x_px, y_px = textures.centred_grid(rows_px, cols_px)
     inside = inside_distance_px(spec, x_px, y_px).astype(np.float32)
     hw = spec.half_width_px
     depth = np.clip(inside * (1.0 / hw), 0.0, 1.0)
@@ -228,30 +258,32 @@ def build_sprite(spec: TabletSpec, rng: np.random.Generator, frame_min_px: int) 
     else:
         bevel = np.clip(inside * (1.0 / (0.12 * hw)), 0.0, 1.0)
         height = (0.10 * hw) * bevel + (0.12 * hw) * depth * (2.0 - depth)
-    marking = _marking_mask(spec, rng, size_px)
+    marking = _marking_mask(spec, rng, rows_px, cols_px)
     if marking is not None:
         height -= rng.uniform(0.7, 1.3) * max(1.0, hw / 60.0) * marking
 
-    grain = textures.random_crop("grain", rng, size_px, size_px)
+    grain = textures.random_crop("grain", rng, rows_px, cols_px)
     grain_gain = rng.uniform(0.015, 0.04) if spec.shape is not Shape.CAPSULE else 0.008
-    colour = np.asarray(spec.colour_rgb, np.float32)
-    albedo = (1.0 + grain_gain * grain)[..., None] * colour
+    speckle = 1.0 + grain_gain * grain
+    colour = planar(spec.colour_rgb)
+    albedo = speckle * colour
     if spec.shape is Shape.CAPSULE:
-        cap_rgb = np.asarray(spec.cap_colour_rgb, np.float32)
-        albedo += cap[..., None] * (cap_rgb - colour) * (1.0 + grain_gain * grain)[..., None]
+        albedo += (cap * speckle) * (planar(spec.cap_colour_rgb) - colour)
 
     theta = math.radians(spec.angle_deg)
     lx, ly, lz = LIGHT_WORLD_XYZ
     light = (math.cos(theta) * lx + math.sin(theta) * ly, -math.sin(theta) * lx + math.cos(theta) * ly, lz)
-    return Sprite(spec=spec, size_px=size_px, frame_min_px=frame_min_px, x_px=x_px, y_px=y_px,
-                  inside_px=inside, cut_px=inside.copy(), height_px=height.astype(np.float32),
-                  grain=grain, albedo_rgb=albedo.astype(np.float32), light_xyz=light)
+    return Sprite(spec=spec, rows_px=rows_px, cols_px=cols_px, reach_px=spec.half_length_px + margin_px,
+                  frame_min_px=frame_min_px, x_px=x_px, y_px=y_px,
+                  inside_px=inside, cut_px=inside.copy(), relief_px=height.astype(np.float32, copy=False),
+                  grain=grain, albedo_rgb=albedo.astype(np.float32, copy=False), light_xyz=light)
 
 
 def shade_sprite(sprite: Sprite) -> np.ndarray:
-    """Premultiplied RGBA (S, S, 4) float32: Lambert shading of the relief, rim darkening, overlay."""
-    gx = cv2.Sobel(sprite.height_px, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
-    gy = cv2.Sobel(sprite.height_px, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
+    """Premultiplied RGBA (rows, cols, 4) float32, interleaved for warpAffine: Lambert shading of the
+    relief, rim darkening, broken faces, and the overlay on top."""
+    gx = cv2.Sobel(sprite.relief_px, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
+    gy = cv2.Sobel(sprite.relief_px, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
     lx, ly, lz = sprite.light_xyz
     norm = 1.0 / (lz * np.sqrt(gx * gx + gy * gy + 1.0))
     # Flat top = 1.0; faces towards the lamp brighter, faces away darker, never black.
@@ -262,14 +294,12 @@ def shade_sprite(sprite: Sprite) -> np.ndarray:
     albedo = sprite.albedo_rgb
     if sprite.fracture is not None:
         # A broken face shows the uncoated whitish core, rough and unpolished, so grainy and dim.
-        albedo = albedo + (0.6 * sprite.fracture)[..., None] * (_CORE_RGB - albedo)
+        albedo = albedo + (0.6 * sprite.fracture) * (_CORE_RGB - albedo)
         shade *= 1.0 - sprite.fracture * (0.30 + 0.15 * sprite.grain)
     alpha = np.clip(sprite.cut_px + 0.5, 0.0, 1.0)
-    rgba = np.empty((sprite.size_px, sprite.size_px, 4), np.float32)
-    rgba[..., :3] = albedo * (shade * alpha)[..., None]
-    rgba[..., 3] = alpha
+    premul = albedo * (shade * alpha)
     if sprite.overlay_alpha is not None:
         keep = 1.0 - sprite.overlay_alpha
-        rgba[..., :3] = rgba[..., :3] * keep[..., None] + sprite.overlay_premul_rgb
-        rgba[..., 3] = alpha * keep + sprite.overlay_alpha
-    return rgba
+        premul = premul * keep + sprite.overlay_premul_rgb
+        alpha = alpha * keep + sprite.overlay_alpha
+    return cv2.merge([premul[0], premul[1], premul[2], alpha])

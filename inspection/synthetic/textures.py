@@ -15,15 +15,16 @@ import numpy as np
 
 _TEXTURE_SEED = 0x5EED_7E47
 _MIN_SIDE_PX = 256
+_MAX_SIDE_PX = 2048  # 16 MB a texture; bigger frames mirror the texture outwards instead
 
 _textures: dict[tuple[str, int, int], np.ndarray] = {}
-_grids: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+_grids: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
 
 def _bucket_px(needed_px: int) -> int:
-    """Power of two with room for crops to move around (>= 1.5x the needed size)."""
+    """Power of two with room for crops to move around (>= 1.5x the needed size), capped."""
     side_px = _MIN_SIDE_PX
-    while side_px < 1.5 * needed_px:
+    while side_px < 1.5 * needed_px and side_px < _MAX_SIDE_PX:
         side_px *= 2
     return side_px
 
@@ -34,8 +35,15 @@ def _unit_std(field: np.ndarray) -> np.ndarray:
 
 
 def _blurred(rng: np.random.Generator, shape: tuple[int, int], sigma_x: float, sigma_y: float) -> np.ndarray:
-    noise = rng.standard_normal(shape, dtype=np.float32)
-    return _unit_std(cv2.GaussianBlur(noise, (0, 0), sigmaX=sigma_x, sigmaY=sigma_y))
+    """Gaussian-filtered white noise. Wide blurs run on a coarser grid and are resized up: the
+    result is as smooth, and a 2048 px texture takes milliseconds instead of seconds."""
+    step_x, step_y = max(1, int(sigma_x / 3)), max(1, int(sigma_y / 3))
+    coarse_shape = (-(-shape[0] // step_y), -(-shape[1] // step_x))
+    noise = rng.standard_normal(coarse_shape, dtype=np.float32)
+    field = cv2.GaussianBlur(noise, (0, 0), sigmaX=sigma_x / step_x, sigmaY=sigma_y / step_y)
+    if (step_x, step_y) != (1, 1):
+        field = cv2.resize(field, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+    return _unit_std(field)
 
 
 def _make_grain(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
@@ -81,28 +89,37 @@ def texture(kind: str, height_px: int, width_px: int) -> np.ndarray:
 def random_crop(kind: str, rng: np.random.Generator, height_px: int, width_px: int) -> np.ndarray:
     """A (height_px, width_px) view into the cached texture at a random offset and flip."""
     tex = texture(kind, height_px, width_px)
-    top = int(rng.integers(0, tex.shape[0] - height_px + 1))
-    left = int(rng.integers(0, tex.shape[1] - width_px + 1))
+    crop_h, crop_w = min(height_px, tex.shape[0]), min(width_px, tex.shape[1])
+    top = int(rng.integers(0, tex.shape[0] - crop_h + 1))
+    left = int(rng.integers(0, tex.shape[1] - crop_w + 1))
     flip_y, flip_x = rng.integers(0, 2, size=2)
-    crop = tex[top : top + height_px, left : left + width_px]
-    return crop[:: -1 if flip_y else 1, :: -1 if flip_x else 1]
+    crop = tex[top : top + crop_h, left : left + crop_w][:: -1 if flip_y else 1, :: -1 if flip_x else 1]
+    if (crop_h, crop_w) != (height_px, width_px):
+        crop = np.pad(crop, ((0, height_px - crop_h), (0, width_px - crop_w)), mode="symmetric")
+    return crop
 
 
 def sensor_noise(rng: np.random.Generator, height_px: int, width_px: int) -> np.ndarray:
-    """Unit normal noise of shape (height_px, width_px, 3), as a crop of the cached pool."""
-    crop = random_crop("sensor", rng, height_px, 3 * width_px)
-    return crop.reshape(height_px, width_px, 3)
+    """Unit normal noise (height_px, width_px, 3): a strided view into the cached pool (no copy;
+    OpenCV takes it as it is). White noise needs no flips to look different at every offset."""
+    pool = texture("sensor", height_px, 3 * width_px)
+    if pool.shape[0] < height_px or pool.shape[1] < 3 * width_px:
+        return rng.standard_normal((height_px, width_px, 3), dtype=np.float32)  # frames over ~680 px wide
+    top = int(rng.integers(0, pool.shape[0] - height_px + 1))
+    left = int(rng.integers(0, pool.shape[1] - 3 * width_px + 1))
+    return pool[top : top + height_px, left : left + 3 * width_px].reshape(height_px, width_px, 3)
 
 
-def centred_grid(size_px: int) -> tuple[np.ndarray, np.ndarray]:
-    """(x_px, y_px) float32 grids of a square sprite, zero at its centre; cached, do not modify."""
-    if size_px not in _grids:
-        axis = np.arange(size_px, dtype=np.float32) - (size_px - 1) / 2.0
-        x_px, y_px = np.meshgrid(axis, axis)
+def centred_grid(rows_px: int, cols_px: int) -> tuple[np.ndarray, np.ndarray]:
+    """(x_px, y_px) float32 grids of a sprite, zero at its centre; cached and read-only."""
+    key = (rows_px, cols_px)
+    if key not in _grids:
+        x_px, y_px = np.meshgrid(np.arange(cols_px, dtype=np.float32) - (cols_px - 1) / 2.0,
+                                 np.arange(rows_px, dtype=np.float32) - (rows_px - 1) / 2.0)
         x_px.setflags(write=False)
         y_px.setflags(write=False)
-        _grids[size_px] = (x_px, y_px)
-    return _grids[size_px]
+        _grids[key] = (x_px, y_px)
+    return _grids[key]
 
 
 def low_frequency(rng: np.random.Generator, height_px: int, width_px: int, cells: int) -> np.ndarray:

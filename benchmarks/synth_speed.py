@@ -1,0 +1,142 @@
+"""How fast the synthetic tablet generator is on this machine.
+
+Measures, at 224 px unless told otherwise:
+- render_one_core: `render_item` in this process, one image after another (what a caller gets);
+- render_parallel: rendering only, in one spawned worker per core (what write_dataset can reach);
+- write_dataset: the real thing, PNG encoding and writing included, from the call to the rename;
+- render_640x480_one_core: the station camera stream's frame size.
+
+Each is repeated (--repeats, default 3) and reported as best and median: the development
+machine is shared and single runs swing by tens of percent. The 1-minute load average before and
+after is recorded so a reader can tell a quiet run from a busy one.
+Prints one JSON line and writes benchmarks/results/synth_speed.json.
+Run: python benchmarks/synth_speed.py [--count-per-class 300] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from inspection.synthetic import CLASSES, GENERATOR_VERSION, render_item, write_dataset
+from inspection.synthetic.dataset import _init_worker
+
+RESULT_PATH = Path(__file__).parent / "results" / "synth_speed.json"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _render_range(task: tuple[int, int, int, int]) -> int:
+    start, stop, width_px, height_px = task
+    for index in range(start, stop):
+        render_item(1, index, CLASSES[index % len(CLASSES)], width_px, height_px)
+    return stop - start
+
+
+def _rates(samples: list[tuple[int, float]]) -> dict:
+    """Best and median of repeated runs: this machine is shared, so single runs swing by 40%."""
+    rates = sorted(images / seconds for images, seconds in samples)
+    return {"images_per_s_best": round(rates[-1], 1), "images_per_s_median": round(statistics.median(rates), 1),
+            "runs": len(rates), "images_per_run": samples[0][0]}
+
+
+def render_one_core(count: int, width_px: int, height_px: int, repeats: int) -> dict:
+    _render_range((0, len(CLASSES), width_px, height_px))  # build the per-process textures first
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        _render_range((0, count, width_px, height_px))
+        samples.append((count, time.perf_counter() - started))
+    result = _rates(samples)
+    result["ms_per_image_best"] = round(1e3 / result["images_per_s_best"], 2)
+    return result
+
+
+def per_class_ms(count: int, size_px: int) -> dict:
+    timings = {}
+    for label in CLASSES:
+        started = time.perf_counter()
+        for index in range(count):
+            render_item(1, index, label, size_px, size_px)
+        timings[label] = round((time.perf_counter() - started) * 1e3 / count, 2)
+    return timings
+
+
+def render_parallel(count: int, size_px: int, workers: int, repeats: int) -> dict:
+    chunk = 50
+    tasks = [(start, min(start + chunk, count), size_px, size_px) for start in range(0, count, chunk)]
+    context = multiprocessing.get_context("spawn")
+    samples = []
+    with context.Pool(workers, initializer=_init_worker) as pool:
+        pool.map(_render_range, [(0, 14, size_px, size_px)] * workers)  # start-up and textures, not timed
+        for _ in range(repeats):
+            started = time.perf_counter()
+            done = sum(pool.imap_unordered(_render_range, tasks))
+            samples.append((done, time.perf_counter() - started))
+    return _rates(samples) | {"workers": workers}
+
+
+def write_dataset_speed(count_per_class: int, size_px: int, workers: int, repeats: int) -> dict:
+    samples = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory(prefix="synth_speed_") as scratch:
+            out_dir = Path(scratch) / "dataset"
+            started = time.perf_counter()
+            summary = write_dataset(out_dir, count_per_class, seed=1, size_px=size_px, workers=workers,
+                                    progress=False)
+            samples.append((summary["total"], time.perf_counter() - started))
+            png_bytes = sum(path.stat().st_size for path in out_dir.rglob("*.png"))
+    return _rates(samples) | {
+        "workers": workers, "mean_png_kib": round(png_bytes / summary["total"] / 1024, 1),
+        "includes": "worker start-up, rendering, PNG encoding and writing, synth.json, final rename"}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count-per-class", type=int, default=300)
+    parser.add_argument("--size-px", type=int, default=224)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=RESULT_PATH)
+    args = parser.parse_args()
+    workers = os.cpu_count() or 1
+    load_before = os.getloadavg()
+    result = {
+        "benchmark": "synth_speed",
+        "generator_version": GENERATOR_VERSION,
+        "machine": {"cpu_model": cpu_model(), "cores": workers, "python": platform.python_version(),
+                    "numpy": np.__version__, "opencv": cv2.__version__},
+        "size_px": args.size_px,
+        "write_dataset": write_dataset_speed(args.count_per_class, args.size_px, workers, args.repeats),
+        "render_parallel": render_parallel(args.count_per_class * len(CLASSES), args.size_px, workers,
+                                           args.repeats),
+        "render_one_core": render_one_core(700, args.size_px, args.size_px, args.repeats),
+        "render_one_core_per_class_ms": per_class_ms(100, args.size_px),
+        "render_640x480_one_core": render_one_core(70, 640, 480, args.repeats),
+        "load_average_1min": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
+        "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""The station configuration a person writes (YAML), validated strictly: a misspelt key is an error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import Field, model_validator
+
+from inspection.errors import ConfigError
+from inspection.validation import StrictModel, parse_model
+
+
+class StationIdentity(StrictModel):
+    id: str = Field(default="station-1", min_length=1)
+    lot: str = Field(default="LOT-0001", min_length=1)
+    operator: str = Field(default="operator", min_length=1)
+    recipe: str = ""
+
+
+class BackendSettings(StrictModel):
+    kind: str = "onnxruntime"  # a BackendKind value, or auto
+    device: Literal["cpu", "cuda"] = "cpu"
+    threads: int | None = Field(default=None, ge=1, le=256)
+
+
+class SyntheticSourceSettings(StrictModel):
+    kind: Literal["synthetic"] = "synthetic"
+    rate_hz: float | None = Field(default=None, gt=0, le=100_000)
+    defect_rate: float = Field(default=0.02, ge=0, le=1)
+    pool_size: int = Field(default=256, ge=8, le=100_000)
+    width_px: int = Field(default=640, ge=32, le=8192)
+    height_px: int = Field(default=480, ge=32, le=8192)
+    seed: int = 0
+
+
+class FolderSourceSettings(StrictModel):
+    kind: Literal["folder"]
+    path: Path
+    rate_hz: float | None = Field(default=None, gt=0, le=100_000)
+    loop: bool = False
+
+
+class OpenCvSourceSettings(StrictModel):
+    kind: Literal["opencv"]
+    target: str  # a video file, a camera index ("0") or a stream URL
+    rate_hz: float | None = Field(default=None, gt=0, le=100_000)
+
+
+class PylonSourceSettings(StrictModel):
+    kind: Literal["pylon"]
+    serial: str | None = None  # None: the first camera found
+    exposure_us: float | None = Field(default=None, gt=0)
+    gain_db: float | None = Field(default=None, ge=0)
+    frame_rate_hz: float | None = Field(default=None, gt=0)
+    hardware_trigger: bool = False
+    trigger_line: str = "Line1"
+    grab_timeout_ms: int = Field(default=1000, ge=1)
+    emulator_images: Path | None = None  # feeds pylon's camera emulator from a folder (tests, demos)
+
+
+SourceSettings = Annotated[
+    SyntheticSourceSettings | FolderSourceSettings | OpenCvSourceSettings | PylonSourceSettings,
+    Field(discriminator="kind"),
+]
+
+
+class BatchingSettings(StrictModel):
+    max_batch: int = Field(default=8, ge=1, le=4096)
+    max_wait_ms: float = Field(default=2.0, ge=0, le=1000)
+    queue_size: int = Field(default=64, ge=1, le=100_000)
+
+
+class GateSettings(StrictModel):
+    transport_delay_ms: float = Field(default=250.0, ge=0, le=600_000)
+    window_ms: float = Field(default=20.0, ge=0, le=60_000)
+
+
+class SimulatedOutputSettings(StrictModel):
+    kind: Literal["simulated"] = "simulated"
+
+
+class ModbusOutputSettings(StrictModel):
+    kind: Literal["modbus"]
+    host: str = "127.0.0.1"
+    port: int = Field(default=502, ge=1, le=65535)
+    unit_id: int = Field(default=1, ge=0, le=247)
+    timeout_s: float = Field(default=0.5, gt=0, le=60)
+    heartbeat_interval_s: float = Field(default=0.5, gt=0, le=60)
+
+
+OutputSettings = Annotated[SimulatedOutputSettings | ModbusOutputSettings, Field(discriminator="kind")]
+
+
+class ArchiveSettings(StrictModel):
+    path: Path | None = None  # None: nothing archived (replay and benchmarks only)
+    pass_sample_every: int = Field(default=100, ge=0)  # archive every Nth pass; 0: none
+    max_queue: int = Field(default=4096, ge=1)
+    on_failure: Literal["stop_line", "alarm"] = "stop_line"
+
+
+class MetricsSettings(StrictModel):
+    enabled: bool = False
+    host: str = "127.0.0.1"  # localhost by default: metrics say how the line runs
+    port: int = Field(default=9108, ge=1, le=65535)
+
+
+class StationConfig(StrictModel):
+    station: StationIdentity = StationIdentity()
+    bundle: Path
+    backend: BackendSettings = BackendSettings()
+    source: SourceSettings = SyntheticSourceSettings()
+    batching: BatchingSettings = BatchingSettings()
+    gate: GateSettings = GateSettings()
+    output: OutputSettings = SimulatedOutputSettings()
+    archive: ArchiveSettings = ArchiveSettings()
+    metrics: MetricsSettings = MetricsSettings()
+
+    @model_validator(mode="after")
+    def _rate_fits_the_gate(self) -> "StationConfig":
+        rate = getattr(self.source, "rate_hz", None)
+        if rate and self.gate.transport_delay_ms and rate * self.gate.transport_delay_ms / 1000 > 100_000:
+            raise ValueError("rate_hz x transport_delay_ms puts more than 100,000 items between camera and gate")
+        return self
+
+
+def load_station_config(path: Path) -> StationConfig:
+    """Read and validate a station YAML; relative paths in it are relative to the file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"station config {path} does not exist. Pass the path of a YAML file (see station/examples/).") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path} is not valid YAML{where}. Fix the syntax.") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a mapping of settings (station:, bundle:, source:, ...). See station/examples/.")
+    config = parse_model(StationConfig, raw, str(path))
+    return _resolve_paths(config, path.parent)
+
+
+def _resolve_paths(config: StationConfig, base: Path) -> StationConfig:
+    def resolve(p: Path | None) -> Path | None:
+        if p is None or p.is_absolute():
+            return p
+        return base / p
+
+    updates: dict = {"bundle": resolve(config.bundle)}
+    if config.archive.path is not None:
+        updates["archive"] = config.archive.model_copy(update={"path": resolve(config.archive.path)})
+    if isinstance(config.source, FolderSourceSettings):
+        updates["source"] = config.source.model_copy(update={"path": resolve(config.source.path)})
+    if isinstance(config.source, PylonSourceSettings) and config.source.emulator_images is not None:
+        updates["source"] = config.source.model_copy(update={"emulator_images": resolve(config.source.emulator_images)})
+    return config.model_copy(update=updates)

@@ -1,0 +1,292 @@
+"""The station's hot path: capture -> prepare -> micro-batch -> infer -> decide -> gate -> archive.
+
+Threads and their bounded hand-overs:
+    capture thread    reads the source, gives each item its sequence number, tracks it at the gate,
+                      prepares it once (resize/colour), queues it for inference; a full queue is an
+                      overrun: that item is a fault (rejected) and the alarm goes up, never a drop.
+    inference thread  gathers up to max_batch items (waiting at most max_wait_ms), runs the backend,
+                      decides each item and resolves it at the gate. No I/O here.
+    gate thread       (RejectGate) publishes each result when its item is at the gate, then calls
+                      `_on_gate_event`, which counts the final outcome and submits the audit record
+                      to the archive writer's queue.
+    archive thread    (ArchiveWriter) encodes PNGs and appends hash-chained records.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from inspection.backends import Backend
+from inspection.bundle import Bundle
+from inspection.decision import Decision, Verdict, decide, fault
+from inspection.errors import CorruptImageError
+from inspection.preprocess import prepare, to_model_input
+from station.archive import ArchiveWriter, ItemRecord
+from station.archive.errors import ArchiveError
+from station.archive.records import utc_now_iso
+from station.outcomes import final_outcome
+from station.signalling import GateEvent, ItemResult, RejectGate
+from station.sources import Frame, FrameSource, SourceExhausted
+
+_STOP = object()
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSettings:
+    station_id: str
+    lot: str
+    operator: str
+    max_batch: int = 8
+    max_wait_ms: float = 2.0
+    queue_size: int = 64
+    pass_sample_every: int = 100
+    stop_line_on_archive_failure: bool = True
+
+
+@dataclass(slots=True)
+class _InFlight:
+    frame: Frame
+    prepared: np.ndarray | None = None
+    decision: Decision | None = None
+    probabilities: np.ndarray | None = None
+    decided_utc: str | None = None
+
+
+@dataclass
+class PipelineTally:
+    frames: int = 0
+    verdicts: dict[str, int] = field(default_factory=lambda: {v.value: 0 for v in Verdict})
+    late: int = 0
+    overruns: int = 0
+    corrupt_frames: int = 0
+    archived_submitted: int = 0
+    frames_with_truth: int = 0
+    escapes: int = 0
+    false_rejects: int = 0
+    alarms: list[str] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)
+    stage_ms: dict[str, list[float]] = field(default_factory=lambda: {"prepare": [], "infer_per_item": [], "batch_size": []})
+
+
+class StationPipeline:
+    def __init__(
+        self,
+        bundle: Bundle,
+        backend: Backend,
+        source: FrameSource,
+        gate_factory,  # (on_outcome) -> RejectGate; the gate calls back into this pipeline
+        archive: ArchiveWriter | None,
+        settings: PipelineSettings,
+    ) -> None:
+        self._bundle, self._backend, self._source, self._archive, self._settings = bundle, backend, source, archive, settings
+        self._spec, self._policy = bundle.meta.input, bundle.meta.policy
+        self._good = set(bundle.meta.good_classes)
+        # Unpaced replay keeps just two batches in flight: a deeper queue would only add latency.
+        depth = settings.queue_size if source.paced else 2 * settings.max_batch
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._in_flight: dict[int, _InFlight] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._completed = threading.Condition(self._lock)
+        self._finished = 0
+        self._passes_seen = 0
+        self.tally = PipelineTally()
+        self.backlog: list[ItemRecord] = []
+        self.gate: RejectGate = gate_factory(self._on_gate_event)
+
+    # ------------------------------------------------------------------ control
+
+    def stop(self, reason: str | None = None) -> None:
+        if reason:
+            self.raise_alarm(reason)
+        self._stop.set()
+
+    def run(self, duration_s: float | None = None) -> float:
+        """Run until the source is exhausted, `duration_s` passes or stop(); returns elapsed seconds."""
+        inference = threading.Thread(target=self._inference_loop, name="inference", daemon=True)
+        inference.start()
+        started = time.monotonic()
+        try:
+            self._capture_loop(None if duration_s is None else started + duration_s)
+        finally:
+            self._queue.put(_STOP)
+            inference.join()
+            self.gate.close(drain=True)
+        with self._completed:
+            self._completed.wait_for(lambda: self._finished >= self.tally.frames, timeout=30.0)
+        return time.monotonic() - started
+
+    # ------------------------------------------------------------------ capture thread (the caller's)
+
+    def _capture_loop(self, deadline_s: float | None) -> None:
+        sequence = 0
+        while not self._stop.is_set() and (deadline_s is None or time.monotonic() < deadline_s):
+            try:
+                frame = self._source.read()
+            except SourceExhausted:
+                return
+            sequence += 1
+            item = _InFlight(frame)
+            with self._lock:
+                self._in_flight[sequence] = item
+                self.tally.frames += 1
+            self.gate.track(sequence, frame.trigger_time_s)
+            if frame.image is None:
+                self.tally.corrupt_frames += 1
+                self._resolve(sequence, item, fault(f"no usable frame: {frame.error}"), None)
+                continue
+            started = time.perf_counter()
+            try:
+                item.prepared = prepare(frame.image, self._spec)
+            except CorruptImageError as exc:
+                self.tally.corrupt_frames += 1
+                self._resolve(sequence, item, fault(f"corrupt frame: {exc}"), None)
+                continue
+            self.tally.stage_ms["prepare"].append((time.perf_counter() - started) * 1000)
+            if not self._source.paced:
+                # Replay without a rate: the station sets the pace, so wait for room instead of overrunning.
+                self._queue.put((sequence, item))
+                continue
+            try:
+                self._queue.put_nowait((sequence, item))
+            except queue.Full:
+                self.tally.overruns += 1
+                self.raise_alarm("overrun: frames arrive faster than the backend decides them")
+                self._resolve(sequence, item, fault("overrun: inference queue full"), None)
+
+    # ------------------------------------------------------------------ inference thread
+
+    def _inference_loop(self) -> None:
+        max_wait_s = self._settings.max_wait_ms / 1000.0
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            batch = [first]
+            gather_until = time.monotonic() + max_wait_s
+            while len(batch) < self._settings.max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    remaining = gather_until - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    try:
+                        nxt = self._queue.get(timeout=remaining)
+                    except queue.Empty:
+                        break
+                if nxt is _STOP:
+                    stopping = True
+                    break
+                batch.append(nxt)
+            self._infer_batch(batch)
+
+    def _infer_batch(self, batch: list[tuple[int, _InFlight]]) -> None:
+        sequences = [sequence for sequence, _ in batch]
+        items = [item for _, item in batch]
+        started = time.perf_counter()
+        try:
+            inputs = to_model_input(np.stack([item.prepared for item in items]), self._spec)
+            probabilities = self._backend.infer(inputs)
+        except Exception as exc:  # a backend failure must fault the items, never pass them
+            for sequence, item in zip(sequences, items):
+                self._resolve(sequence, item, fault(f"inference failed: {type(exc).__name__}: {exc}"), None)
+            self.raise_alarm(f"inference failed: {exc}")
+            return
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        self.tally.stage_ms["infer_per_item"].append(elapsed_ms / len(items))
+        self.tally.stage_ms["batch_size"].append(float(len(items)))
+        for sequence, item, row in zip(sequences, items, probabilities):
+            self._resolve(sequence, item, decide(row, self._policy), row)
+
+    def _resolve(self, sequence: int, item: _InFlight, decision: Decision, probabilities: np.ndarray | None) -> None:
+        item.decision, item.probabilities, item.decided_utc = decision, probabilities, utc_now_iso()
+        item.prepared = None  # the batch is done with it; free the memory early
+        self.tally.latencies_ms.append((time.monotonic() - item.frame.trigger_time_s) * 1000)
+        self.gate.resolve(sequence, ItemResult.from_decision(sequence, decision, self._policy.class_names))
+
+    # ------------------------------------------------------------------ gate thread
+
+    def _on_gate_event(self, event: GateEvent) -> None:
+        with self._lock:
+            item = self._in_flight.pop(event.sequence)
+        outcome = final_outcome(item.decision, event)
+        self.tally.verdicts[outcome.verdict.value] += 1
+        if outcome.late:
+            self.tally.late += 1
+        truth = item.frame.true_label
+        if truth is not None:
+            self.tally.frames_with_truth += 1
+            is_good = truth in self._good
+            self.tally.escapes += int(not is_good and outcome.verdict == Verdict.PASS)
+            self.tally.false_rejects += int(is_good and outcome.verdict != Verdict.PASS)
+        if self._archive is not None and self._should_archive(outcome.verdict):
+            self._submit(event, item, outcome)
+        with self._completed:
+            self._finished += 1
+            self._completed.notify_all()
+
+    def _should_archive(self, verdict: Verdict) -> bool:
+        if verdict != Verdict.PASS:
+            return True
+        self._passes_seen += 1
+        every = self._settings.pass_sample_every
+        return bool(every) and self._passes_seen % every == 1 % every
+
+    def _submit(self, event: GateEvent, item: _InFlight, outcome) -> None:
+        decision = item.decision
+        scores = tuple(float(p) for p in item.probabilities) if item.probabilities is not None else ()
+        record = ItemRecord(
+            lot=self._settings.lot,
+            station=self._settings.station_id,
+            sequence=event.sequence,
+            captured_utc=item.frame.captured_utc,
+            decided_utc=item.decided_utc or utc_now_iso(),
+            signalled_utc=utc_now_iso(),
+            verdict=outcome.verdict.value,
+            defect_class=decision.defect_class if decision else None,
+            reason=outcome.reason,
+            scores=scores,
+            class_names=self._policy.class_names if scores else (),
+            bundle_hash=self._bundle.bundle_hash,
+            thresholds_version=self._policy.version,
+            operator=self._settings.operator,
+            late=outcome.late,
+            true_label=item.frame.true_label,
+            image=item.frame.image,
+        )
+        try:
+            self._archive.submit(record)
+            self.tally.archived_submitted += 1
+        except ArchiveError as exc:
+            # Never dropped: kept here and offered again when the run ends (see `flush_backlog`).
+            self.backlog.append(record)
+            if self._settings.stop_line_on_archive_failure:
+                self.stop(f"archive cannot keep up or failed ({exc}); line stopped")
+            else:
+                self.raise_alarm(f"archive cannot keep up or failed: {exc}")
+
+    def flush_backlog(self, timeout_s: float = 30.0) -> int:
+        """Offer held-back records again, waiting for queue space; returns how many remain unarchived."""
+        give_up = time.monotonic() + timeout_s
+        while self.backlog and time.monotonic() < give_up:
+            try:
+                self._archive.submit(self.backlog[0])
+            except ArchiveError:
+                if self._archive.failure is not None:
+                    break  # the archive itself failed (disk): waiting will not help
+                time.sleep(0.01)
+                continue
+            self.backlog.pop(0)
+            self.tally.archived_submitted += 1
+        return len(self.backlog)
+
+    def raise_alarm(self, reason: str) -> None:
+        if not self.tally.alarms or self.tally.alarms[-1] != reason:
+            self.tally.alarms.append(reason)

@@ -1,0 +1,243 @@
+"""Build a station from its config, run it, and summarise what happened to every item."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from rich.live import Live
+
+from inspection.backends import Backend, open_backend
+from inspection.bundle import Bundle, load_bundle
+from inspection.console import stderr_console
+from inspection.errors import BundleError, BundleIntegrityError
+from inspection.preprocess import prepare, to_model_input
+from station.archive import ArchiveWriter, verify_archive
+from station.config import (
+    FolderSourceSettings,
+    ModbusOutputSettings,
+    OpenCvSourceSettings,
+    PylonSourceSettings,
+    StationConfig,
+    SyntheticSourceSettings,
+)
+from station.pipeline import PipelineSettings, StationPipeline
+from station.signalling import ModbusPlcOutput, RejectGate, ResultOutput, SimulatedRejector
+from station.sources import FrameSource
+
+RAW_FPS_SECONDS = 1.5
+
+
+@dataclass(frozen=True, slots=True)
+class RunLimits:
+    frames: int | None = None
+    duration_s: float | None = None
+
+
+def run_station(config: StationConfig, limits: RunLimits, progress: bool = True) -> dict:
+    bundle = _load_bundle_for_station(config)
+    backend = open_backend(config.backend.kind, bundle, device=config.backend.device, threads=config.backend.threads)
+    output: ResultOutput | None = None
+    archive: ArchiveWriter | None = None
+    try:
+        raw_fps = measure_raw_fps(backend, bundle, config.batching.max_batch)
+        source = build_source(config, limits.frames, progress)
+        source.open()
+        output = build_output(config)
+        output.open()
+        output.set_ready(True)
+        if config.archive.path is not None:
+            archive = ArchiveWriter(config.archive.path, max_queue=config.archive.max_queue)
+            archive.start()
+        settings = PipelineSettings(
+            station_id=config.station.id,
+            lot=config.station.lot,
+            operator=config.station.operator,
+            max_batch=config.batching.max_batch,
+            max_wait_ms=config.batching.max_wait_ms,
+            queue_size=config.batching.queue_size,
+            pass_sample_every=config.archive.pass_sample_every,
+            stop_line_on_archive_failure=config.archive.on_failure == "stop_line",
+        )
+        gate_output = output
+
+        def gate_factory(on_outcome):
+            return RejectGate(gate_output, config.gate.transport_delay_ms, config.gate.window_ms, on_outcome=on_outcome)
+
+        pipeline = StationPipeline(bundle, backend, source, gate_factory, archive, settings)
+        heartbeat = _Heartbeat(output, getattr(config.output, "heartbeat_interval_s", 0.5), pipeline)
+        heartbeat.start()
+        with _status_line(pipeline, progress):
+            elapsed_s = pipeline.run(limits.duration_s)
+        heartbeat.stop()
+        source.close()
+        unarchived = 0
+        if archive is not None:
+            unarchived = pipeline.flush_backlog()
+            archive.close()
+        audit = verify_archive(config.archive.path) if config.archive.path is not None else None
+        return summarise(pipeline, bundle, backend, raw_fps, elapsed_s, archive, unarchived, audit)
+    finally:
+        if output is not None:
+            if output.connected:
+                output.set_ready(False)
+            output.close()
+        backend.close()
+
+
+def _load_bundle_for_station(config: StationConfig) -> Bundle:
+    try:
+        return load_bundle(config.bundle)
+    except BundleIntegrityError as exc:
+        # At the station a tampered bundle is a refusal to start (bad input), not a verify verdict.
+        raise BundleError(f"station refuses to start: {exc}") from None
+
+
+def measure_raw_fps(backend: Backend, bundle: Bundle, batch_size: int, seconds: float = RAW_FPS_SECONDS) -> float:
+    """The backend alone on already-prepared frames at the station's batch size: the ceiling."""
+    spec = bundle.meta.input
+    frame = np.random.default_rng(0).integers(0, 256, (spec.size_px, spec.size_px, 3), dtype=np.uint8)
+    batch = to_model_input(np.stack([prepare(frame, spec)] * batch_size), spec)
+    backend.infer(batch)  # warm-up
+    images, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        backend.infer(batch)
+        images += batch_size
+    return images / (time.perf_counter() - started)
+
+
+def build_source(config: StationConfig, frames: int | None, progress: bool) -> FrameSource:
+    settings = config.source
+    if isinstance(settings, SyntheticSourceSettings):
+        from station.sources.synthetic_line import SyntheticLineSource
+
+        return SyntheticLineSource(settings.rate_hz, settings.defect_rate, settings.pool_size, settings.width_px,
+                                   settings.height_px, settings.seed, frames, progress)
+    if isinstance(settings, FolderSourceSettings):
+        from station.sources.replay import FolderReplaySource
+
+        return FolderReplaySource(settings.path, settings.rate_hz, frames, settings.loop)
+    if isinstance(settings, OpenCvSourceSettings):
+        from station.sources.replay import VideoCaptureSource
+
+        target: str | int = int(settings.target) if settings.target.isdigit() else settings.target
+        return VideoCaptureSource(target, settings.rate_hz, frames)
+    if isinstance(settings, PylonSourceSettings):
+        from station.sources.pylon_camera import PylonCameraSource
+
+        return PylonCameraSource(settings, frames)
+    raise AssertionError(f"unhandled source {settings!r}")
+
+
+def build_output(config: StationConfig) -> ResultOutput:
+    settings = config.output
+    if isinstance(settings, ModbusOutputSettings):
+        return ModbusPlcOutput(settings.host, settings.port, unit_id=settings.unit_id, timeout_s=settings.timeout_s,
+                               lot=config.station.lot, recipe=config.station.recipe)
+    return SimulatedRejector()
+
+
+class _Heartbeat:
+    """Tells the PLC the station is alive; if the station dies, the counter stops and the PLC stops the line."""
+
+    def __init__(self, output: ResultOutput, interval_s: float, pipeline: StationPipeline) -> None:
+        self._output, self._interval_s, self._pipeline = output, interval_s, pipeline
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                self._output.heartbeat()
+            except Exception as exc:  # the gate's reconnect loop restores the link; here we only alarm
+                self._pipeline.raise_alarm(f"heartbeat failed: {exc}")
+
+
+class _status_line:
+    """A live one-line status on stderr while the station runs."""
+
+    def __init__(self, pipeline: StationPipeline, enabled: bool) -> None:
+        self._pipeline, self._enabled = pipeline, enabled
+        self._stop = threading.Event()
+        self._live: Live | None = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> "_status_line":
+        if self._enabled:
+            self._live = Live(self._text(), console=stderr_console, refresh_per_second=4, transient=True)
+            self._live.start()
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self._live is not None:
+            self._live.stop()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            self._live.update(self._text())
+
+    def _text(self) -> str:
+        t = self._pipeline.tally
+        v = t.verdicts
+        return (f"frames {t.frames}  pass {v['pass']}  reject {v['reject']}  uncertain {v['uncertain']}  "
+                f"fault {v['fault']}  late {t.late}  alarms {len(t.alarms)}")
+
+
+def _percentiles(values: list[float]) -> dict:
+    if not values:
+        return {"p50": None, "p99": None, "max": None}
+    array = np.asarray(values)
+    return {"p50": float(np.percentile(array, 50)), "p99": float(np.percentile(array, 99)), "max": float(array.max())}
+
+
+def summarise(pipeline: StationPipeline, bundle: Bundle, backend: Backend, raw_fps: float, elapsed_s: float,
+              archive: ArchiveWriter | None, unarchived: int, audit) -> dict:
+    t = pipeline.tally
+    v = t.verdicts
+    gate = pipeline.gate.counts()
+    summary = {
+        "frames": t.frames,
+        "passed": v["pass"],
+        "rejected": v["reject"],
+        "uncertain": v["uncertain"],
+        "fault": v["fault"],
+        "late": t.late,
+        "balanced": t.frames == v["pass"] + v["reject"] + v["uncertain"] + v["fault"],
+        "archived": archive.archived_count if archive is not None else 0,
+        "unarchived": unarchived,
+        "throughput_fps": t.frames / elapsed_s if elapsed_s > 0 else 0.0,
+        "latency_ms": _percentiles(t.latencies_ms),
+        "stage_ms": {name: _percentiles(values) for name, values in t.stage_ms.items() if name != "batch_size"},
+        "mean_batch_size": float(np.mean(t.stage_ms["batch_size"])) if t.stage_ms["batch_size"] else 0.0,
+        "overruns": t.overruns,
+        "corrupt_frames": t.corrupt_frames,
+        "alarms": t.alarms,
+        "gate": {"published": gate.published, "publish_failures": gate.publish_failures, "missed_gate": gate.missed_gate,
+                 "timed_out": gate.timed_out},
+        "backend": backend.description,
+        "backend_raw_fps": raw_fps,
+        "bundle_hash": bundle.bundle_hash,
+        "elapsed_s": elapsed_s,
+        "audit_verified": audit.ok if audit is not None else None,
+    }
+    summary["throughput_vs_raw"] = summary["throughput_fps"] / raw_fps if raw_fps else None
+    if t.frames_with_truth:
+        summary["escapes"] = t.escapes
+        summary["false_rejects"] = t.false_rejects
+    if audit is not None and not audit.ok:
+        summary["audit_first_bad"] = audit.first_bad
+    return summary

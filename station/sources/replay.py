@@ -1,0 +1,89 @@
+"""Replay a folder of images (in name order) or a video file, as if a camera delivered them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+
+from inspection.errors import ConfigError, CorruptImageError
+from inspection.image_io import is_image_path, read_image, to_canonical_image
+from station.archive.records import utc_now_iso
+from station.sources.base import Frame, SourceExhausted
+from station.sources.pacing import Pacer
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".m4v"})
+
+
+class FolderReplaySource:
+    """Every image file below a folder, sorted by relative path; a corrupt file becomes a faulted frame."""
+
+    def __init__(self, folder: Path, rate_hz: float | None = None, frames: int | None = None, loop: bool = False) -> None:
+        self._folder = Path(folder)
+        self._pacer = Pacer(rate_hz)
+        self.paced = rate_hz is not None
+        self._frames = frames
+        self._loop = loop
+        self._paths: list[Path] = []
+        self._position = 0
+        self.description = f"folder replay {self._folder}, {rate_hz or 'max'} Hz"
+
+    def open(self) -> None:
+        if not self._folder.is_dir():
+            raise ConfigError(f"replay folder {self._folder} does not exist. Pass a folder of images.")
+        self._paths = sorted(p for p in self._folder.rglob("*") if p.is_file() and is_image_path(p))
+        if not self._paths:
+            raise ConfigError(f"replay folder {self._folder} holds no PNG/JPEG/BMP/TIFF images. Pass a folder of images.")
+
+    def read(self) -> Frame:
+        if self._frames is not None and self._position >= self._frames:
+            raise SourceExhausted
+        if self._position >= len(self._paths) and not self._loop:
+            raise SourceExhausted
+        path = self._paths[self._position % len(self._paths)]
+        self._position += 1
+        trigger = self._pacer.wait()
+        key = path.relative_to(self._folder).as_posix()
+        label = path.parent.name if path.parent != self._folder else None
+        try:
+            image = read_image(path)
+        except CorruptImageError as exc:
+            return Frame(key, None, trigger, utc_now_iso(), label, error=str(exc))
+        return Frame(key, image, trigger, utc_now_iso(), label)
+
+    def close(self) -> None:
+        self._paths = []
+
+
+class VideoCaptureSource:
+    """OpenCV VideoCapture: a video file, a USB camera index or a stream URL (RTSP, HTTP)."""
+
+    def __init__(self, target: str | int, rate_hz: float | None = None, frames: int | None = None) -> None:
+        self._target = target
+        self._pacer = Pacer(rate_hz)
+        self.paced = rate_hz is not None
+        self._frames = frames
+        self._capture: cv2.VideoCapture | None = None
+        self._count = 0
+        self.description = f"opencv capture {target}"
+
+    def open(self) -> None:
+        self._capture = cv2.VideoCapture(self._target)
+        if not self._capture.isOpened():
+            raise ConfigError(f"OpenCV cannot open capture source {self._target!r}. Check the file, camera index or URL.")
+
+    def read(self) -> Frame:
+        if self._frames is not None and self._count >= self._frames:
+            raise SourceExhausted
+        trigger = self._pacer.wait()
+        ok, frame = self._capture.read()
+        self._count += 1
+        if not ok:
+            if isinstance(self._target, str) and Path(self._target).is_file():
+                raise SourceExhausted
+            return Frame(f"frame-{self._count}", None, trigger, utc_now_iso(), error="camera delivered no frame")
+        return Frame(f"frame-{self._count}", to_canonical_image(frame, str(self._target), bgr=True), trigger, utc_now_iso())
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()

@@ -1,0 +1,68 @@
+"""A camera-like synthetic line: a pool of distinct rendered items delivered from memory, with truth.
+
+Rendering is slow compared with a camera driver, so the pool is rendered once before the run and
+then frames are handed out by reference, at a configurable rate and defect rate. The per-frame cost
+is then like a driver's (a buffer hand-over), which is what a throughput benchmark must see.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from rich.progress import track
+
+from inspection.console import stderr_console
+from inspection.synthetic import CLASSES, render_item
+from station.archive.records import utc_now_iso
+from station.sources.base import Frame, SourceExhausted
+from station.sources.pacing import Pacer
+
+
+class SyntheticLineSource:
+    def __init__(
+        self,
+        rate_hz: float | None = None,
+        defect_rate: float = 0.02,
+        pool_size: int = 256,
+        width_px: int = 640,
+        height_px: int = 480,
+        seed: int = 0,
+        frames: int | None = None,
+        progress: bool = True,
+    ) -> None:
+        self._settings = (defect_rate, pool_size, width_px, height_px, seed)
+        self._frames = frames
+        self._pacer = Pacer(rate_hz)
+        self.paced = rate_hz is not None
+        self._progress = progress
+        self._pool: list[tuple[np.ndarray, str]] = []
+        self._good: list[int] = []
+        self._defective: list[int] = []
+        self._count = 0
+        self._rng = np.random.default_rng(seed)
+        self.description = f"synthetic line {width_px}x{height_px}, {defect_rate:.1%} defects, pool {pool_size}, {rate_hz or 'max'} Hz"
+
+    def open(self) -> None:
+        defect_rate, pool_size, width, height, seed = self._settings
+        # The pool holds half good and half defective items so that every defect class is in it;
+        # the defect rate is applied when items are drawn from it.
+        labels = [CLASSES[0] if i % 2 == 0 else CLASSES[1 + (i // 2) % (len(CLASSES) - 1)] for i in range(pool_size)]
+        for index, label in enumerate(track(labels, description="rendering line items", console=stderr_console,
+                                            disable=not self._progress, transient=True)):
+            item = render_item(seed, index, label, width, height)
+            self._pool.append((item.image, item.label))
+            (self._good if label == CLASSES[0] else self._defective).append(index)
+
+    def read(self) -> Frame:
+        if self._frames is not None and self._count >= self._frames:
+            raise SourceExhausted
+        defect_rate, *_ = self._settings
+        trigger = self._pacer.wait()
+        candidates = self._defective if self._rng.random() < defect_rate else self._good
+        index = candidates[int(self._rng.integers(len(candidates)))]
+        image, label = self._pool[index]
+        self._count += 1
+        return Frame(f"pool-{index}", image, trigger, utc_now_iso(), true_label=label)
+
+    def close(self) -> None:
+        self._pool.clear()
+

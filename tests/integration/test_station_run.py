@@ -1,0 +1,169 @@
+"""The station end to end on real components: ONNX Runtime, the reject gate, the SQLite archive,
+and (where named) a real Modbus TCP server on loopback."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from inspection.bundle import load_bundle
+from inspection.image_io import read_image
+from inspection.preprocess import prepare
+from station.archive import Archive, verify_archive
+from station.config import load_station_config
+from station.runner import RunLimits, run_station
+from station.sources.replay import FolderReplaySource
+from helpers.images import write_png
+from helpers.modbus_server import ModbusTestServer
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "inspection.cli", *args], capture_output=True, text=True, timeout=600)
+
+
+def write_config(path: Path, **sections) -> Path:
+    path.write_text(yaml.safe_dump(json.loads(json.dumps(sections, default=str))))
+    return path
+
+
+def test_synthetic_line_counts_balance_and_archive_verifies(tiny_bundle, tmp_path):
+    config = write_config(
+        tmp_path / "station.yaml",
+        bundle=str(tiny_bundle),
+        station={"id": "line-1", "lot": "L42", "operator": "qa"},
+        source={"kind": "synthetic", "defect_rate": 0.3, "pool_size": 16, "width_px": 160, "height_px": 120},
+        archive={"path": str(tmp_path / "archive"), "pass_sample_every": 5},
+    )
+    result = cli("station", "run", str(config), "--frames", "200", "--json")
+    assert result.returncode == 0, result.stderr
+    s = json.loads(result.stdout)
+    assert s["frames"] == 200 == s["passed"] + s["rejected"] + s["uncertain"] + s["fault"]
+    assert s["audit_verified"] is True and s["unarchived"] == 0
+    for key in ("throughput_fps", "backend_raw_fps", "latency_ms", "late", "escapes", "false_rejects", "backend"):
+        assert key in s
+    with Archive.open(tmp_path / "archive", create=False) as archive:
+        records = list(archive.records("L42"))
+    non_pass = [r for r in records if r["verdict"] != "pass"]
+    assert len(non_pass) == s["rejected"] + s["uncertain"] + s["fault"]  # every exception archived
+    assert len(records) == s["archived"]
+    assert [r["sequence"] for r in records] == sorted(r["sequence"] for r in records)
+    assert all(r["image_sha256"] for r in records) and all(r["bundle_hash"] == s["bundle_hash"] for r in records)
+    verify = cli("audit", "verify", str(tmp_path / "archive"))
+    assert verify.returncode == 0, verify.stderr
+    report = cli("audit", "report", str(tmp_path / "archive"), "--lot", "L42", "--out", str(tmp_path / "report"))
+    assert report.returncode == 0 and (tmp_path / "report" / "lot_L42.csv").is_file()
+
+
+def test_folder_replay_faults_a_corrupt_frame_and_still_balances(tiny_bundle, tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        write_png(tmp_path / "frames" / f"{i:03d}.png", rng.integers(0, 256, (70, 90, 3), dtype=np.uint8))
+    (tmp_path / "frames" / "005.png").write_bytes(b"\x89PNG truncated")
+    config = load_station_config(write_config(tmp_path / "s.yaml", bundle=str(tiny_bundle),
+                                              source={"kind": "folder", "path": str(tmp_path / "frames")},
+                                              archive={"path": str(tmp_path / "arch")}))
+    s = run_station(config, RunLimits(), progress=False)
+    assert s["frames"] == 12 and s["corrupt_frames"] == 1 and s["fault"] >= 1 and s["balanced"]
+    with Archive.open(tmp_path / "arch", create=False) as archive:
+        faults = [r for r in archive.records() if r["verdict"] == "fault"]
+    assert any("corrupt" in r["reason"] for r in faults)
+
+
+def test_serving_preprocessing_equals_evaluation_bit_for_bit(tiny_bundle, tmp_path):
+    from training.dataset_index import index_dataset
+    from training.evaluate import load_prepared
+
+    spec = load_bundle(tiny_bundle).meta.input
+    data = tiny_bundle.parent / "data"
+    entries = index_dataset(data, progress=False).split("test")
+    evaluated = load_prepared(data, entries, spec)
+    source = FolderReplaySource(data)
+    source.open()
+    served = {}
+    for _ in range(len(source._paths)):
+        frame = source.read()
+        served[frame.item_key] = prepare(frame.image, spec)
+    for entry, array in zip(entries, evaluated):
+        assert np.array_equal(served[entry.path], array), entry.path
+
+
+def test_modbus_plc_receives_every_result(tiny_bundle, tmp_path):
+    server = ModbusTestServer()
+    server.start()
+    try:
+        config = load_station_config(write_config(
+            tmp_path / "s.yaml", bundle=str(tiny_bundle), station={"lot": "LOT7", "recipe": "R1"},
+            source={"kind": "synthetic", "rate_hz": 200, "pool_size": 8, "width_px": 96, "height_px": 96},
+            gate={"transport_delay_ms": 100}, output={"kind": "modbus", "host": "127.0.0.1", "port": server.port},
+        ))
+        s = run_station(config, RunLimits(frames=60), progress=False)
+    finally:
+        server.stop()
+    assert s["balanced"] and s["gate"]["published"] == 60 and s["gate"]["publish_failures"] == 0
+    from station.signalling import register_map as rm
+
+    assert server.registers(rm.RESULT_COUNTER)[0] >= 60
+    sequences = [w.values[0] << 16 | w.values[1] for w in server.writes if w.address == rm.RESULT_SEQUENCE_HI]
+    assert sequences == list(range(1, 61))
+
+
+def test_tampered_bundle_refuses_to_start(tiny_bundle, tmp_path):
+    copy = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, copy)
+    with open(copy / "bundle.json", "a") as handle:
+        handle.write(" ")
+    result = cli("station", "run", "--bundle", str(copy), "--source", "synthetic", "--frames", "5")
+    assert result.returncode == 2 and "bundle.json" in result.stderr and "refuses to start" in result.stderr
+
+
+def test_unreachable_plc_refuses_to_start(tiny_bundle, tmp_path):
+    from helpers.modbus_server import free_port
+
+    config = write_config(tmp_path / "s.yaml", bundle=str(tiny_bundle),
+                          output={"kind": "modbus", "host": "127.0.0.1", "port": free_port(), "timeout_s": 0.3})
+    result = cli("station", "run", str(config), "--frames", "5")
+    assert result.returncode == 2 and "not reachable" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unwritable_archive_refuses_to_start(tiny_bundle, tmp_path):
+    (tmp_path / "file").write_text("x")
+    result = cli("station", "run", "--bundle", str(tiny_bundle), "--source", "synthetic", "--frames", "5",
+                 "--archive", str(tmp_path / "file" / "archive"))
+    assert result.returncode == 2 and "archive" in result.stderr.lower()
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "sections, needle",
+    [
+        ({"sourse": {"kind": "synthetic"}}, "unknown key 'sourse'"),
+        ({"source": {"kind": "synthetic", "rate_hz": -5}}, "rate_hz"),
+        ({"source": {"kind": "webcam"}}, "source"),
+        ({"batching": {"max_batch": 0}}, "max_batch"),
+        ({"gate": {"transport_delay_ms": "soon"}}, "transport_delay_ms"),
+    ],
+)
+def test_bad_config_is_one_line_exit_2(tiny_bundle, tmp_path, sections, needle):
+    config = write_config(tmp_path / "s.yaml", bundle=str(tiny_bundle), **sections)
+    result = cli("station", "run", str(config), "--frames", "1")
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "s.yaml" in lines[0]
+
+
+def test_overrun_is_faulted_and_alarmed_never_dropped(tiny_bundle, tmp_path):
+    config = load_station_config(write_config(
+        tmp_path / "s.yaml", bundle=str(tiny_bundle),
+        source={"kind": "synthetic", "rate_hz": 20000, "pool_size": 8, "width_px": 64, "height_px": 64},
+        batching={"queue_size": 2, "max_batch": 1}, gate={"transport_delay_ms": 2000},
+    ))
+    s = run_station(config, RunLimits(frames=400), progress=False)
+    assert s["frames"] == 400 and s["balanced"]
+    assert s["overruns"] > 0 and s["fault"] >= s["overruns"]
+    assert any("overrun" in alarm for alarm in s["alarms"])
