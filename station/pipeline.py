@@ -17,6 +17,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,6 +65,7 @@ class PipelineTally:
     late: int = 0
     overruns: int = 0
     corrupt_frames: int = 0
+    missed_by_source: int = 0  # items the camera never delivered (reported, cannot be inspected)
     archived_submitted: int = 0
     frames_with_truth: int = 0
     escapes: int = 0
@@ -82,7 +84,9 @@ class StationPipeline:
         gate_factory,  # (on_outcome) -> RejectGate; the gate calls back into this pipeline
         archive: ArchiveWriter | None,
         settings: PipelineSettings,
+        alarm_output: Callable[[str], None] | None = None,  # raises the line's alarm (PLC line stop)
     ) -> None:
+        self._alarm_output = alarm_output
         self._bundle, self._backend, self._source, self._archive, self._settings = bundle, backend, source, archive, settings
         self._spec, self._policy = bundle.meta.input, bundle.meta.policy
         self._good = set(bundle.meta.good_classes)
@@ -95,6 +99,7 @@ class StationPipeline:
         self._completed = threading.Condition(self._lock)
         self._finished = 0
         self._passes_seen = 0
+        self._source_alarms_seen = 0
         self.tally = PipelineTally()
         self.backlog: list[ItemRecord] = []
         self.gate: RejectGate = gate_factory(self._on_gate_event)
@@ -130,6 +135,7 @@ class StationPipeline:
                 frame = self._source.read()
             except SourceExhausted:
                 return
+            self._take_source_alarms()
             sequence += 1
             item = _InFlight(frame)
             with self._lock:
@@ -158,6 +164,14 @@ class StationPipeline:
                 self.tally.overruns += 1
                 self.raise_alarm("overrun: frames arrive faster than the backend decides them")
                 self._resolve(sequence, item, fault("overrun: inference queue full"), None)
+
+    def _take_source_alarms(self) -> None:
+        """A camera reports items it missed (block-id gaps, a reconnect): alarm, and count them."""
+        alarms = getattr(self._source, "alarms", ())
+        for reason in alarms[self._source_alarms_seen :]:
+            self.raise_alarm(f"camera: {reason}")
+        self._source_alarms_seen = len(alarms)
+        self.tally.missed_by_source = getattr(self._source, "missed_frames", 0)
 
     # ------------------------------------------------------------------ inference thread
 
@@ -288,5 +302,12 @@ class StationPipeline:
         return len(self.backlog)
 
     def raise_alarm(self, reason: str) -> None:
-        if not self.tally.alarms or self.tally.alarms[-1] != reason:
-            self.tally.alarms.append(reason)
+        """Record the alarm and raise the line's alarm output (line stop); repeated reasons once."""
+        if self.tally.alarms and self.tally.alarms[-1] == reason:
+            return
+        self.tally.alarms.append(reason)
+        if self._alarm_output is not None:
+            try:
+                self._alarm_output(reason)
+            except Exception:  # a lost PLC is handled by the gate's reconnect; the alarm is recorded above
+                pass

@@ -66,7 +66,8 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True)
         def gate_factory(on_outcome):
             return RejectGate(gate_output, config.gate.transport_delay_ms, config.gate.window_ms, on_outcome=on_outcome)
 
-        pipeline = StationPipeline(bundle, backend, source, gate_factory, archive, settings)
+        pipeline = StationPipeline(bundle, backend, source, gate_factory, archive, settings,
+                                   alarm_output=lambda reason: gate_output.set_alarm(True, reason))
         heartbeat = _Heartbeat(output, getattr(config.output, "heartbeat_interval_s", 0.5), pipeline)
         heartbeat.start()
         with _status_line(pipeline, progress):
@@ -225,6 +226,7 @@ def summarise(pipeline: StationPipeline, bundle: Bundle, backend: Backend, raw_f
         "mean_batch_size": float(np.mean(t.stage_ms["batch_size"])) if t.stage_ms["batch_size"] else 0.0,
         "overruns": t.overruns,
         "corrupt_frames": t.corrupt_frames,
+        "missed_by_source": t.missed_by_source,
         "alarms": t.alarms,
         "gate": {"published": gate.published, "publish_failures": gate.publish_failures, "missed_gate": gate.missed_gate,
                  "timed_out": gate.timed_out},

@@ -19,6 +19,8 @@ DEMO_IMAGES_PER_CLASS = 150
 DEMO_IMAGE_SIZE_PX = 224
 DEMO_SEED = 0
 DEMO_RECIPE = TrainRecipe(epochs=12)
+DEMO_LINE_FRAMES = 3000
+DEMO_LINE_RATE_HZ = 200.0
 
 
 def run_demo(workdir: Path, fresh: bool = False, progress: bool = True) -> dict:
@@ -30,15 +32,18 @@ def run_demo(workdir: Path, fresh: bool = False, progress: bool = True) -> dict:
         stderr_console.print(f"[bold]1/4[/bold] synthesizing {DEMO_IMAGES_PER_CLASS} images per class into {data}")
         write_dataset(data, count_per_class=DEMO_IMAGES_PER_CLASS, seed=DEMO_SEED, size_px=DEMO_IMAGE_SIZE_PX, progress=progress)
     else:
-        stderr_console.print(f"[bold]1/4[/bold] reusing synthetic data in {data} (--fresh regenerates it)")
-    stderr_console.print(f"[bold]2/4[/bold] training {DEMO_RECIPE.model} for up to {DEMO_RECIPE.epochs} epochs")
+        stderr_console.print(f"[bold]1/5[/bold] reusing synthetic data in {data} (--fresh regenerates it)")
+    stderr_console.print(f"[bold]2/5[/bold] training {DEMO_RECIPE.model} for up to {DEMO_RECIPE.epochs} epochs")
     # The demo owns its work folder: each run replaces the previous bundle and checkpoints.
     shutil.rmtree(checkpoint_dir_for(bundle_path), ignore_errors=True)
     training = train_bundle(data, bundle_path, DEMO_RECIPE, overwrite=True, progress=progress)
-    stderr_console.print("[bold]3/4[/bold] verifying the bundle's SHA-256 manifest")
+    stderr_console.print("[bold]3/5[/bold] verifying the bundle's SHA-256 manifest")
     bundle = load_bundle(bundle_path)
-    stderr_console.print("[bold]4/4[/bold] evaluating the sealed bundle on the held-out test split")
+    stderr_console.print("[bold]4/5[/bold] evaluating the sealed bundle on the held-out test split")
     _, evaluation, selection = evaluate_bundle(bundle_path, data, "test", progress=progress)
+    stderr_console.print(f"[bold]5/5[/bold] running a station on a synthetic line: {DEMO_LINE_FRAMES} items at {DEMO_LINE_RATE_HZ:.0f}/s, "
+                         "2% defects, simulated rejector, archive, audit verify, lot report")
+    line = run_demo_line(bundle_path, workdir / "archive", progress)
     summary = {
         "data": str(data),
         "bundle": str(bundle.path),
@@ -50,10 +55,37 @@ def run_demo(workdir: Path, fresh: bool = False, progress: bool = True) -> dict:
         "test": {k: evaluation.metrics[k] for k in ("n", "accuracy", "escape_rate", "escape_rate_upper95", "false_reject_rate", "verdicts")},
         "report": str(bundle.path / "report" / "report.html"),
         "backend": selection["backend"],
+        "line": line,
         "seconds": round(time.perf_counter() - started, 1),
     }
     _print_summary(summary)
     return summary
+
+
+def run_demo_line(bundle_path: Path, archive_path: Path, progress: bool) -> dict:
+    """The station on a synthetic line, through the same runner `inspection station run` uses."""
+    from station.archive import write_lot_report
+    from station.config import StationConfig
+    from station.runner import RunLimits, run_station
+
+    shutil.rmtree(archive_path, ignore_errors=True)
+    config = StationConfig.model_validate({
+        "station": {"id": "demo-line", "lot": "DEMO-LOT", "operator": "demo"},
+        "bundle": bundle_path,
+        "source": {"kind": "synthetic", "rate_hz": DEMO_LINE_RATE_HZ, "defect_rate": 0.02},
+        "archive": {"path": archive_path},
+    })
+    summary = run_station(config, RunLimits(frames=DEMO_LINE_FRAMES), progress=progress)
+    summary["lot_report"] = [str(p) for p in write_lot_report(archive_path, "DEMO-LOT", archive_path / "reports")]
+    return summary
+
+
+def _line_text(line: dict) -> str:
+    return (
+        f"{line['frames']} items: pass {line['passed']}, reject {line['rejected']}, uncertain {line['uncertain']}, "
+        f"fault {line['fault']}, late {line['late']}; escapes {line.get('escapes')}, false rejects {line.get('false_rejects')}; "
+        f"p99 latency {line['latency_ms']['p99']:.1f} ms"
+    )
 
 
 def _print_summary(summary: dict) -> None:
@@ -69,6 +101,8 @@ def _print_summary(summary: dict) -> None:
         ("false reject rate", f"{test['false_reject_rate']:.4f}"),
         ("verdicts", ", ".join(f"{k} {v}" for k, v in test["verdicts"].items())),
         ("report", summary["report"]),
+        ("line", _line_text(summary["line"])),
+        ("audit trail", f"verified: {summary['line']['audit_verified']}, {summary['line']['archived']} records; report {summary['line']['lot_report'][0]}"),
         ("total time", f"{summary['seconds']:.0f} s"),
     ]
     for key, value in rows:
