@@ -47,6 +47,7 @@ class PipelineSettings:
     queue_size: int = 64
     pass_sample_every: int = 100
     stop_line_on_archive_failure: bool = True
+    first_sequence: int = 1  # continues the archive's numbering for this lot and station
 
 
 @dataclass(slots=True)
@@ -121,15 +122,17 @@ class StationPipeline:
         finally:
             self._queue.put(_STOP)
             inference.join()
+            # Throughput counts up to the last decision, not the gate's drain of the transport delay.
+            elapsed_s = time.monotonic() - started
             self.gate.close(drain=True)
         with self._completed:
             self._completed.wait_for(lambda: self._finished >= self.tally.frames, timeout=30.0)
-        return time.monotonic() - started
+        return elapsed_s
 
     # ------------------------------------------------------------------ capture thread (the caller's)
 
     def _capture_loop(self, deadline_s: float | None) -> None:
-        sequence = 0
+        sequence = self._settings.first_sequence - 1
         while not self._stop.is_set() and (deadline_s is None or time.monotonic() < deadline_s):
             try:
                 frame = self._source.read()

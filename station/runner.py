@@ -14,7 +14,8 @@ from inspection.bundle import Bundle, load_bundle
 from inspection.console import stderr_console
 from inspection.errors import BundleError, BundleIntegrityError
 from inspection.preprocess import prepare, to_model_input
-from station.archive import ArchiveWriter, verify_archive
+from station.archive import Archive, ArchiveWriter, verify_archive
+from station.archive.store import INDEX_NAME
 from station.config import (
     FolderSourceSettings,
     ModbusOutputSettings,
@@ -60,6 +61,7 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True)
             queue_size=config.batching.queue_size,
             pass_sample_every=config.archive.pass_sample_every,
             stop_line_on_archive_failure=config.archive.on_failure == "stop_line",
+            first_sequence=_next_sequence(config),
         )
         gate_output = output
 
@@ -86,6 +88,15 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True)
                 output.set_ready(False)
             output.close()
         backend.close()
+
+
+def _next_sequence(config: StationConfig) -> int:
+    """Sequence numbers never repeat within a lot and station, across restarts."""
+    if config.archive.path is None or not (config.archive.path / INDEX_NAME).exists():
+        return 1
+    with Archive.open(config.archive.path, create=False) as archive:
+        last = archive.last_sequence(config.station.lot, config.station.id)
+    return 1 if last is None else last + 1
 
 
 def _load_bundle_for_station(config: StationConfig) -> Bundle:

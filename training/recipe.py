@@ -12,10 +12,10 @@ class TrainRecipe(StrictModel):
     image_size_px: int = Field(default=160, ge=32, le=1024)
     epochs: int = Field(default=40, ge=1, le=1000)
     batch_size: int = Field(default=32, ge=2, le=4096)
-    learning_rate: float = Field(default=3e-3, gt=0, le=1)
+    learning_rate: float = Field(default=1e-3, gt=0, le=1)
     weight_decay: float = Field(default=0.01, ge=0, le=1)
     warmup_epochs: float = Field(default=1.0, ge=0)
-    patience_epochs: int = Field(default=10, ge=1)
+    patience_epochs: int = Field(default=15, ge=1)
     seed: int = 0
     device: str = "auto"
     max_escape_rate: float = Field(default=0.005, ge=0, le=1)

@@ -38,15 +38,18 @@ def _belt(rng: np.random.Generator, width_px: int, height_px: int) -> Background
     return Background(rgb=(1.0 + contrast * grain) * colour, pocket=None)
 
 
+_HALF_CIRCLE = np.stack([np.cos(np.linspace(-math.pi / 2, math.pi / 2, 24)),
+                         np.sin(np.linspace(-math.pi / 2, math.pi / 2, 24))], 1)
+_CIRCLE = np.stack([np.cos(np.linspace(0.0, 2 * math.pi, 64, endpoint=False)),
+                    np.sin(np.linspace(0.0, 2 * math.pi, 64, endpoint=False))], 1)
+
+
 def _outline_points(shape: Shape, half_length_px: float, half_width_px: float) -> np.ndarray:
     """Closed outline (N, 2) of an ellipse or stadium centred at 0, long axis along x."""
     if shape is Shape.CAPSULE:
-        straight_px = half_length_px - half_width_px
-        t = np.linspace(-math.pi / 2, math.pi / 2, 24)
-        right = np.stack([straight_px + half_width_px * np.cos(t), half_width_px * np.sin(t)], 1)
+        right = _HALF_CIRCLE * half_width_px + (half_length_px - half_width_px, 0.0)
         return np.concatenate([right, -right])
-    t = np.linspace(0.0, 2 * math.pi, 64, endpoint=False)
-    return np.stack([half_length_px * np.cos(t), half_width_px * np.sin(t)], 1)
+    return _CIRCLE * (half_length_px, half_width_px)
 
 
 def _blister(rng: np.random.Generator, spec: TabletSpec, width_px: int, height_px: int) -> Background:

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from inspection.synthetic import textures
-from inspection.synthetic.tablet import FIBRE_OVERSHOOT, Sprite, inside_distance_px, planar, rim_radius_px
+from inspection.synthetic.tablet import FIBRE_OVERSHOOT, Sprite, Window, inside_distance_at, planar, rim_radius_px
 
 _STAINS_RGB = ((92, 62, 40), (70, 70, 72), (45, 36, 30), (135, 84, 46), (82, 88, 70))
 _TINTS_RGB = ((214, 184, 96), (150, 108, 66), (138, 138, 134), (176, 124, 86))
@@ -74,9 +74,9 @@ def _point_inside(sprite: Sprite, rng: np.random.Generator, margin_px: float) ->
     margin_px = min(margin_px, 0.8 * sprite.spec.half_width_px)
     a, b = sprite.spec.half_length_px, sprite.spec.half_width_px
     for _ in range(40):
-        x, y = rng.uniform(-a, a), rng.uniform(-b, b)
-        if inside_distance_px(sprite.spec, x, y) >= margin_px:
-            return float(x), float(y)
+        x, y = float(rng.uniform(-a, a)), float(rng.uniform(-b, b))
+        if inside_distance_at(sprite.spec, x, y) >= margin_px:
+            return x, y
     return 0.0, 0.0
 
 
@@ -92,12 +92,25 @@ def _mark_fracture(sprite: Sprite, window, kept_px: np.ndarray, band_px: float) 
     np.maximum(sprite.fracture[window], band, out=sprite.fracture[window])
 
 
-def _polyline_mask(sprite: Sprite, points_px: np.ndarray, thickness_px: int, closed: bool = False,
-                   fill: bool = False) -> np.ndarray:
-    """0..1 float mask of an antialiased polyline or polygon given in centred coordinates."""
-    mask = np.zeros((sprite.rows_px, sprite.cols_px), np.uint8)
-    centre = np.asarray(((sprite.cols_px - 1) / 2.0, (sprite.rows_px - 1) / 2.0))
-    pixel = np.round((points_px + centre) * 8).astype(np.int32)
+def _box_around(sprite: Sprite, points_px: np.ndarray, pad_px: float) -> Window:
+    """The sprite window holding these points (centred coordinates) and pad_px around them."""
+    low, high = points_px.min(axis=0) - pad_px, points_px.max(axis=0) + pad_px
+    return sprite.box(float(low[0]), float(low[1]), float(high[0]), float(high[1]))
+
+
+def _planes(array: np.ndarray, window: Window) -> np.ndarray:
+    """The window of a planar (3, rows, cols) array, as a writable view."""
+    return array[:, window[0], window[1]]
+
+
+def _polyline_mask(sprite: Sprite, points_px: np.ndarray, thickness_px: int, window: Window,
+                   closed: bool = False, fill: bool = False) -> np.ndarray:
+    """0..1 float mask, shaped like window, of an antialiased polyline or polygon given in
+    centred coordinates. Drawing only the window keeps small defects cheap."""
+    rows, cols = window
+    mask = np.zeros((rows.stop - rows.start, cols.stop - cols.start), np.uint8)
+    origin = np.asarray((cols.start - (sprite.cols_px - 1) / 2.0, rows.start - (sprite.rows_px - 1) / 2.0))
+    pixel = np.round((points_px - origin) * 8).astype(np.int32)
     if fill:
         cv2.fillPoly(mask, [pixel], 255, cv2.LINE_AA, shift=3)
     else:
@@ -110,7 +123,7 @@ def _shifted_shadow(sprite: Sprite, mask: np.ndarray, distance_px: float) -> np.
     lx, ly, _ = sprite.light_xyz
     norm = math.hypot(lx, ly)
     moved = cv2.warpAffine(mask, np.float32([[1, 0, -lx / norm * distance_px], [0, 1, -ly / norm * distance_px]]),
-                           (sprite.cols_px, sprite.rows_px))
+                           (mask.shape[1], mask.shape[0]))
     return cv2.GaussianBlur(moved, (0, 0), 0.8)
 
 
@@ -148,12 +161,13 @@ def break_off(sprite: Sprite, rng: np.random.Generator) -> None:
     walk = np.cumsum(rng.normal(0.0, 0.025 * spec.length_px, size=14))
     walk -= np.linspace(walk[0], walk[-1], 14)
     knots_jag = walk + rng.normal(0.0, 0.012 * spec.length_px, size=14)
-    u = sprite.x_px * -ny + sprite.y_px * nx
+    body = sprite.body
+    body_x, body_y = sprite.x_px[body], sprite.y_px[body]
+    u = body_x * -ny + body_y * nx
     jag = np.interp(u.ravel(), knots_u, knots_jag).reshape(u.shape).astype(np.float32)
-    kept = offset_px + jag - (sprite.x_px * nx + sprite.y_px * ny)
-    np.minimum(sprite.cut_px, kept, out=sprite.cut_px)
-    everywhere = (slice(None), slice(None))
-    _mark_fracture(sprite, everywhere, kept, max(2.0, 0.09 * spec.half_width_px))
+    kept = offset_px + jag - (body_x * nx + body_y * ny)
+    np.minimum(sprite.cut_px[body], kept, out=sprite.cut_px[body])
+    _mark_fracture(sprite, body, kept, max(2.0, 0.09 * spec.half_width_px))
 
     fragment_px = rng.uniform(0.12, 0.22) * spec.half_width_px
     gap_px = rng.uniform(0.08, 0.2) * spec.half_width_px
@@ -165,10 +179,11 @@ def break_off(sprite: Sprite, rng: np.random.Generator) -> None:
         corners = np.sort(rng.uniform(0.0, 2 * math.pi, size=int(rng.integers(5, 8))))
         radii = fragment_px * rng.uniform(0.65, 1.1, size=corners.size)
         polygon = np.stack([fx + radii * np.cos(corners), fy + radii * np.sin(corners)], 1)
-        coverage = _polyline_mask(sprite, polygon, 1, fill=True)
+        window = _box_around(sprite, polygon, 1.0)
+        coverage = _polyline_mask(sprite, polygon, 1, window, fill=True)
         base = planar(spec.colour_rgb) * 0.82
-        sprite.paint_overlay(coverage, base * (1.0 + 0.05 * sprite.grain))
-        sprite.paint_overlay(_polyline_mask(sprite, polygon, 1, closed=True) * 0.5, base * 0.6)
+        sprite.paint_overlay(coverage, base * (1.0 + 0.05 * sprite.grain[window]), window)
+        sprite.paint_overlay(_polyline_mask(sprite, polygon, 1, window, closed=True) * 0.5, base * 0.6, window)
 
 
 def crack(sprite: Sprite, rng: np.random.Generator) -> None:
@@ -185,12 +200,13 @@ def crack(sprite: Sprite, rng: np.random.Generator) -> None:
         paths.append(branch)
     scale = sprite.frame_min_px / 224.0
     thickness_px = max(1, int(round(rng.uniform(1.0, 2.2) * scale)))
-    mask = np.zeros_like(sprite.inside_px)
-    for path in paths:
-        np.maximum(mask, _polyline_mask(sprite, path, thickness_px), out=mask)
+    window = _box_around(sprite, np.concatenate(paths), thickness_px + 1.0)
+    mask = _polyline_mask(sprite, paths[0], thickness_px, window)
+    for path in paths[1:]:
+        np.maximum(mask, _polyline_mask(sprite, path, thickness_px, window), out=mask)
     darkness = rng.uniform(0.5, 0.8)
-    sprite.albedo_rgb *= 1.0 - darkness * mask
-    sprite.relief_px -= (0.8 * max(1.0, spec.half_width_px / 60.0)) * mask  # a groove catches light on one lip
+    _planes(sprite.albedo_rgb, window)[...] *= 1.0 - darkness * mask
+    sprite.relief_px[window] -= (0.8 * max(1.0, spec.half_width_px / 60.0)) * mask  # a groove catches light on one lip
 
 
 def _crack_path(sprite: Sprite, rng: np.random.Generator, length_px: float) -> np.ndarray:
@@ -225,7 +241,7 @@ def _random_walk(sprite: Sprite, rng: np.random.Generator, start: np.ndarray, he
         step = step_px * rng.uniform(0.6, 1.3)
         nxt = np.asarray((x + step * math.cos(heading + drift), y + step * math.sin(heading + drift)))
         travelled_px += step
-        if travelled_px > 2 * step_px and inside_distance_px(sprite.spec, nxt[0], nxt[1]) < 0.5:
+        if travelled_px > 2 * step_px and inside_distance_at(sprite.spec, float(nxt[0]), float(nxt[1])) < 0.5:
             if travelled_px >= min_length_px:
                 points.append(nxt)  # reached the rim on the far side
             break
@@ -253,7 +269,7 @@ def spot(sprite: Sprite, rng: np.random.Generator) -> None:
         u = dx * math.cos(turn) + dy * math.sin(turn)
         v = (dy * math.cos(turn) - dx * math.sin(turn)) / squash
         cover = opacity * _smoothstep((radius_px - np.sqrt(u * u + v * v)) / (softness * radius_px))
-        patch = sprite.albedo_rgb[(slice(None), *window)]
+        patch = _planes(sprite.albedo_rgb, window)
         patch += cover * (planar(stain) - patch)
 
 
@@ -268,14 +284,21 @@ def discolour(sprite: Sprite, rng: np.random.Generator) -> None:
     cx, cy = reach_px * math.cos(angle), reach_px * math.sin(angle)
     grow = math.sqrt(fraction) * (1.0 + 0.45 * off_centre)  # make up for the part beyond the rim
     ra, rb = spec.half_length_px * grow, spec.half_width_px * grow
-    wobble = textures.low_frequency(rng, sprite.rows_px, sprite.cols_px, 5)
-    u, v = (sprite.x_px - cx) * (1.0 / ra), (sprite.y_px - cy) * (1.0 / rb)
+    # The region is smooth: shape it on a 4x coarser grid over the tablet, then resize.
+    body = sprite.body
+    body_x, body_y = sprite.x_px[body][0], sprite.y_px[body][:, 0]
+    coarse_h, coarse_w = max(4, len(body_y) // 4), max(4, len(body_x) // 4)
+    xs = np.linspace(body_x[0], body_x[-1], coarse_w, dtype=np.float32)[None, :]
+    ys = np.linspace(body_y[0], body_y[-1], coarse_h, dtype=np.float32)[:, None]
+    wobble = textures.low_frequency(rng, coarse_h, coarse_w, 5)
+    u, v = (xs - cx) * (1.0 / ra), (ys - cy) * (1.0 / rb)
     reach = np.sqrt(u * u + v * v) + 0.25 * wobble
     softness = rng.uniform(0.15, 0.35)
     cover = _smoothstep((1.0 + softness / 2 - reach) / softness)
     if rng.random() < 0.35:
-        mottle = textures.low_frequency(rng, sprite.rows_px, sprite.cols_px, int(rng.integers(6, 10)))
+        mottle = textures.low_frequency(rng, coarse_h, coarse_w, int(rng.integers(6, 10)))
         cover *= np.clip(0.65 + 0.6 * mottle, 0.3, 1.0)
+    cover = cv2.resize(cover, (len(body_x), len(body_y)), interpolation=cv2.INTER_LINEAR)
     strength = rng.uniform(0.35, 0.85)
     col, row = sprite.index_of(cx, cy)
     base = sprite.albedo_rgb[:, row, col]
@@ -287,7 +310,8 @@ def discolour(sprite: Sprite, rng: np.random.Generator) -> None:
         tint = tints[usable[int(rng.integers(usable.size))]]
     else:
         tint, strength = tints[int(np.argmax(_delta_e(base, tints)))], 1.0
-    sprite.albedo_rgb += (strength * cover) * (planar(tint) - sprite.albedo_rgb)
+    albedo = _planes(sprite.albedo_rgb, body)
+    albedo += (strength * cover) * (planar(tint) - albedo)
 
 
 def foreign_particle(sprite: Sprite, rng: np.random.Generator) -> None:
@@ -307,18 +331,20 @@ def _shard(sprite: Sprite, rng: np.random.Generator) -> None:
     corners = (np.arange(count) + rng.uniform(-0.3, 0.3, size=count)) * (2 * math.pi / count) + rng.uniform(0, 6.3)
     radii = radius_px * rng.uniform(0.6, 1.0, size=count)
     polygon = np.stack([cx + radii * np.cos(corners), cy + radii * np.sin(corners)], 1)
-    cover = _polyline_mask(sprite, polygon, 1, fill=True)
-    sprite.albedo_rgb *= 1.0 - 0.5 * _shifted_shadow(sprite, cover, max(1.5, 0.3 * radius_px))
+    shadow_shift_px = max(1.5, 0.3 * radius_px)
+    window = _box_around(sprite, polygon, shadow_shift_px + 4.0)
+    cover = _polyline_mask(sprite, polygon, 1, window, fill=True)
+    _planes(sprite.albedo_rgb, window)[...] *= 1.0 - 0.5 * _shifted_shadow(sprite, cover, shadow_shift_px)
     # Flat metal facet: a little brighter on the lamp side, then one edge caught as a glint.
     lx, ly, _ = sprite.light_xyz
-    ramp = ((sprite.x_px - cx) * lx + (sprite.y_px - cy) * ly) / radius_px
+    ramp = ((sprite.x_px[window] - cx) * lx + (sprite.y_px[window] - cy) * ly) / radius_px
     colour = _contrasting(sprite, rng, _PARTICLE_RGB, cx, cy)
-    sprite.paint_overlay(cover, planar(colour) * (1.0 + 0.25 * np.clip(ramp, -1, 1)))
+    sprite.paint_overlay(cover, planar(colour) * (1.0 + 0.25 * np.clip(ramp, -1, 1)), window)
     edge_normals = np.roll(polygon, -1, 0) - polygon
     facing = edge_normals[:, 1] * lx - edge_normals[:, 0] * ly  # outward normal . light
     lit = int(np.argmax(facing))
-    glint = _polyline_mask(sprite, polygon[[lit, (lit + 1) % len(polygon)]], 1)
-    sprite.paint_overlay(glint * cover * rng.uniform(0.6, 0.9), np.float32([235, 235, 230]))
+    glint = _polyline_mask(sprite, polygon[[lit, (lit + 1) % len(polygon)]], 1, window)
+    sprite.paint_overlay(glint * cover * rng.uniform(0.6, 0.9), np.float32([235, 235, 230]), window)
 
 
 def _fibre(sprite: Sprite, rng: np.random.Generator) -> None:
@@ -344,10 +370,11 @@ def _fibre(sprite: Sprite, rng: np.random.Generator) -> None:
     curve[:, 0] = np.clip(curve[:, 0], -(sprite.cols_px - 5) / 2.0, (sprite.cols_px - 5) / 2.0)
     curve[:, 1] = np.clip(curve[:, 1], -(sprite.rows_px - 5) / 2.0, (sprite.rows_px - 5) / 2.0)
     thickness_px = max(1, int(round(rng.uniform(0.9, 2.0) * sprite.frame_min_px / 224)))
-    cover = _polyline_mask(sprite, curve, thickness_px)
-    sprite.albedo_rgb *= 1.0 - 0.35 * _shifted_shadow(sprite, cover, 1.5)
+    window = _box_around(sprite, curve, thickness_px + 5.0)
+    cover = _polyline_mask(sprite, curve, thickness_px, window)
+    _planes(sprite.albedo_rgb, window)[...] *= 1.0 - 0.35 * _shifted_shadow(sprite, cover, 1.5)
     colour = _contrasting(sprite, rng, _FIBRE_RGB, *start)
-    sprite.paint_overlay(cover, colour)
+    sprite.paint_overlay(cover, colour, window)
 
 
 def no_defect(sprite: Sprite, rng: np.random.Generator) -> None:

@@ -23,7 +23,7 @@ from inspection.synthetic.defects import PAINTERS
 from inspection.synthetic.tablet import LIGHT_WORLD_XYZ, Shape, TabletSpec, build_sprite, sample_tablet, shade_sprite
 
 # Bump when a change alters the pixels rendered for the same arguments.
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 
 DEFECT_CLASSES: tuple[str, ...] = ("chipped", "cracked", "spot", "discoloured", "broken", "foreign_particle")
 CLASSES: tuple[str, ...] = ("good",) + DEFECT_CLASSES
@@ -181,8 +181,8 @@ def _add_highlight(rng: np.random.Generator, frame: np.ndarray, coverage: np.nda
     # The blob is smooth: evaluate it on a 4x coarser grid and let resize interpolate.
     height_px, width_px = rows.stop - rows.start, cols.stop - cols.start
     small_h, small_w = max(2, height_px // 4), max(2, width_px // 4)
-    ys = np.linspace(rows.start, rows.stop - 1, small_h, dtype=np.float32)[:, None] - np.float32(centre_y)
-    xs = np.linspace(cols.start, cols.stop - 1, small_w, dtype=np.float32)[None, :] - np.float32(centre_x)
+    ys = (rows.start - centre_y + np.arange(small_h, dtype=np.float32) * ((height_px - 1) / (small_h - 1)))[:, None]
+    xs = (cols.start - centre_x + np.arange(small_w, dtype=np.float32) * ((width_px - 1) / (small_w - 1)))[None, :]
     cos_t, sin_t = np.float32(axis[0]), np.float32(axis[1])
     along = (xs * cos_t + ys * sin_t) * np.float32(1.0 / sigma_along)
     across = (ys * cos_t - xs * sin_t) * np.float32(1.0 / sigma_across)
@@ -195,8 +195,7 @@ def _camera(rng: np.random.Generator, frame: np.ndarray) -> np.ndarray:
     """Lighting drift, white balance, optics blur and sensor noise on a planar frame, then
     8-bit quantisation to an interleaved RGB image."""
     _, height_px, width_px = frame.shape
-    xs = np.linspace(-1.0, 1.0, width_px, dtype=np.float32)[None, :]
-    ys = np.linspace(-1.0, 1.0, height_px, dtype=np.float32)[:, None]
+    xs, ys = textures.unit_axes(height_px, width_px)
     gx, gy = (float(g) for g in rng.uniform(-0.12, 0.12, size=2))  # numpy float64 scalars would upcast
     # Exposure is set so a white tablet sits near 210 and only specular peaks clip at 255.
     gain = (_EXPOSURE * rng.uniform(0.85, 1.15)) * (1.0 + gx * xs + gy * ys)

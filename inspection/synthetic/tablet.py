@@ -92,7 +92,7 @@ def _pick(rng: np.random.Generator, options: tuple, weights: tuple[float, ...]):
 
 def _jitter_colour(rng: np.random.Generator, rgb: tuple[int, int, int]) -> tuple[float, float, float]:
     gain = rng.uniform(0.95, 1.03)
-    return tuple(float(np.clip(c * gain + rng.uniform(-5, 5), 0, 255)) for c in rgb)
+    return tuple(min(max(c * gain + float(rng.uniform(-5, 5)), 0.0), 255.0) for c in rgb)
 
 
 def sample_tablet(rng: np.random.Generator, width_px: int, height_px: int) -> TabletSpec:
@@ -150,6 +150,18 @@ def inside_distance_px(spec: TabletSpec, x_px, y_px):
     return (1.0 - k) * (k + 1e-6) / (g + 1e-6 / b)
 
 
+def inside_distance_at(spec: TabletSpec, x_px: float, y_px: float) -> float:
+    """inside_distance_px for one point, in plain floats (numpy scalars cost 20x more)."""
+    a, b = spec.half_length_px, spec.half_width_px
+    if spec.shape is Shape.ROUND:
+        return a - math.hypot(x_px, y_px)
+    if spec.shape is Shape.CAPSULE:
+        return b - math.hypot(max(abs(x_px) - (a - b), 0.0), y_px)
+    k = math.hypot(x_px / a, y_px / b)
+    g = math.hypot(x_px / (a * a), y_px / (b * b))
+    return (1.0 - k) * (k + 1e-6) / (g + 1e-6 / b)
+
+
 def rim_radius_px(spec: TabletSpec, angle_rad: float) -> float:
     """Distance from the centre to the rim along a direction of the sprite frame."""
     c, s = abs(math.cos(angle_rad)), abs(math.sin(angle_rad))
@@ -164,13 +176,21 @@ def rim_radius_px(spec: TabletSpec, angle_rad: float) -> float:
     return h * c + math.sqrt(max(h * h * c * c - h * h + b * b, 0.0))
 
 
+Window = tuple[slice, slice]  # rows, columns of a sprite
+
+
 @dataclass(slots=True)
 class Sprite:
-    """Mutable layers of one tablet in its own frame; the defect painters edit these."""
+    """Mutable layers of one tablet in its own frame; the defect painters edit these.
+
+    The layers cover the tablet's box plus a margin for things beside it (fibre ends, fragments);
+    the tablet layers are only computed inside `body`, the box itself, and stay empty around it.
+    """
 
     spec: TabletSpec
     rows_px: int
     cols_px: int
+    body: Window  # the tablet's box, 2 px of slack all round
     reach_px: float  # radius around the centre that holds everything drawn, overlay included
     frame_min_px: int
     x_px: np.ndarray  # (rows, cols) coordinates from the tablet centre, read-only
@@ -179,9 +199,9 @@ class Sprite:
     cut_px: np.ndarray  # same after chips and breaks; the alpha comes from this one
     relief_px: np.ndarray  # surface height for shading
     grain: np.ndarray  # unit-std surface texture
-    # Colours are planar, (3, S, S): numpy broadcasts a mask or a colour over a leading axis
-    # several times faster than over a trailing axis of length 3.
-    albedo_rgb: np.ndarray  # (3, rows, cols) 0..255
+    # Colours are planar, (3, rows, cols): numpy broadcasts a mask or a colour over a leading
+    # axis several times faster than over a trailing axis of length 3.
+    albedo_rgb: np.ndarray  # 0..255
     light_xyz: tuple[float, float, float]  # light direction in the sprite frame
     fracture: np.ndarray | None = None  # 0..1, exposed broken surface (darker, rough)
     # Things lying on or beside the tablet (particles, fragments), premultiplied, drawn over it.
@@ -192,32 +212,41 @@ class Sprite:
         """(column, row) of a point given in centred coordinates."""
         return int(round(x_px + (self.cols_px - 1) / 2.0)), int(round(y_px + (self.rows_px - 1) / 2.0))
 
-    def window(self, x_px: float, y_px: float, radius_px: float) -> tuple[slice, slice]:
+    def window(self, x_px: float, y_px: float, radius_px: float) -> Window:
         """Row and column slices of the square around a point, clipped to the sprite."""
-        col, row = self.index_of(x_px, y_px)
-        r = int(math.ceil(radius_px)) + 2
-        return (slice(max(row - r, 0), min(row + r + 1, self.rows_px)),
-                slice(max(col - r, 0), min(col + r + 1, self.cols_px)))
+        return self.box(x_px - radius_px, y_px - radius_px, x_px + radius_px, y_px + radius_px)
 
-    def paint_overlay(self, coverage: np.ndarray, colour_rgb) -> None:
-        """Lay something of the given colour(s) with this 0..1 coverage over everything so far."""
+    def box(self, left_px: float, top_px: float, right_px: float, bottom_px: float) -> Window:
+        """Row and column slices covering a box given in centred coordinates (+2 px), clipped."""
+        half_x, half_y = (self.cols_px - 1) / 2.0, (self.rows_px - 1) / 2.0
+        return (slice(max(int(math.floor(top_px + half_y)) - 2, 0),
+                      min(int(math.ceil(bottom_px + half_y)) + 3, self.rows_px)),
+                slice(max(int(math.floor(left_px + half_x)) - 2, 0),
+                      min(int(math.ceil(right_px + half_x)) + 3, self.cols_px)))
+
+    def paint_overlay(self, coverage: np.ndarray, colour_rgb, window: Window) -> None:
+        """Lay something of the given colour(s) with this 0..1 coverage (shaped like window)
+        over everything so far."""
         if self.overlay_alpha is None:
             self.overlay_premul_rgb = np.zeros((3, self.rows_px, self.cols_px), np.float32)
             self.overlay_alpha = np.zeros((self.rows_px, self.cols_px), np.float32)
+        premul, alpha = self.overlay_premul_rgb[(slice(None), *window)], self.overlay_alpha[window]
         keep = 1.0 - coverage
-        self.overlay_premul_rgb *= keep
-        self.overlay_premul_rgb += coverage * planar(colour_rgb)
-        self.overlay_alpha *= keep
-        self.overlay_alpha += coverage
+        premul *= keep
+        premul += coverage * planar(colour_rgb)
+        alpha *= keep
+        alpha += coverage
 
 
-def _marking_mask(spec: TabletSpec, rng: np.random.Generator, rows_px: int, cols_px: int) -> np.ndarray | None:
-    """Debossed score line and/or letters, 0..1, centred in the sprite."""
+def _marking_mask(spec: TabletSpec, rng: np.random.Generator, shape: tuple[int, int],
+                  centre_xy: tuple[float, float]) -> np.ndarray | None:
+    """Debossed score line and/or letters, 0..1, in an image of `shape` with the tablet centre
+    at centre_xy."""
     if spec.marking == "none":
         return None
     hw = spec.half_width_px
-    mask = np.zeros((rows_px, cols_px), np.uint8)
-    centre_x, centre_y = (cols_px - 1) / 2.0, (rows_px - 1) / 2.0
+    mask = np.zeros(shape, np.uint8)
+    centre_x, centre_y = centre_xy
     if "score" in spec.marking:
         reach = 0.82 * hw
         cv2.line(mask, (round(centre_x), round(centre_y - reach)), (round(centre_x), round(centre_y + reach)), 255,
@@ -247,57 +276,68 @@ def build_sprite(spec: TabletSpec, rng: np.random.Generator, frame_min_px: int) 
     rows_px = int(math.ceil(spec.width_px + 2 * margin_px))
     cols_px = int(math.ceil(spec.length_px + 2 * margin_px))
     x_px, y_px = textures.centred_grid(rows_px, cols_px)
-    inside = inside_distance_px(spec, x_px, y_px).astype(np.float32)
-    hw = spec.half_width_px
-    depth = np.clip(inside * (1.0 / hw), 0.0, 1.0)
+    a, b = spec.half_length_px, spec.half_width_px
+    half_x, half_y = (cols_px - 1) / 2.0, (rows_px - 1) / 2.0
+    body = (slice(int(half_y - b) - 2, int(math.ceil(half_y + b)) + 3),
+            slice(int(half_x - a) - 2, int(math.ceil(half_x + a)) + 3))
+    body_x, body_y = x_px[body], y_px[body]
+
+    inside = np.full((rows_px, cols_px), -margin_px, np.float32)
+    inside[body] = inside_distance_px(spec, body_x, body_y)
+    depth = np.clip(inside[body] * (1.0 / b), 0.0, 1.0)
+    relief = np.zeros((rows_px, cols_px), np.float32)
     if spec.shape is Shape.CAPSULE:
         # Cylinder cross-section, plus the small step where the cap overlaps the body.
-        height = (0.6 * hw) * np.sqrt(depth * (2.0 - depth))
-        cap = np.clip(spec.seam_x_px - x_px + 0.5, 0.0, 1.0)
-        height += (0.05 * hw) * cap
+        cap = np.clip(spec.seam_x_px - body_x + 0.5, 0.0, 1.0)
+        relief[body] = (0.6 * b) * np.sqrt(depth * (2.0 - depth)) + (0.05 * b) * cap
     else:
-        bevel = np.clip(inside * (1.0 / (0.12 * hw)), 0.0, 1.0)
-        height = (0.10 * hw) * bevel + (0.12 * hw) * depth * (2.0 - depth)
-    marking = _marking_mask(spec, rng, rows_px, cols_px)
+        bevel = np.clip(inside[body] * (1.0 / (0.12 * b)), 0.0, 1.0)
+        relief[body] = (0.10 * b) * bevel + (0.12 * b) * depth * (2.0 - depth)
+    marking = _marking_mask(spec, rng, body_x.shape, (half_x - body[1].start, half_y - body[0].start))
     if marking is not None:
-        height -= rng.uniform(0.7, 1.3) * max(1.0, hw / 60.0) * marking
+        relief[body] -= rng.uniform(0.7, 1.3) * max(1.0, b / 60.0) * marking
 
     grain = textures.random_crop("grain", rng, rows_px, cols_px)
     grain_gain = rng.uniform(0.015, 0.04) if spec.shape is not Shape.CAPSULE else 0.008
-    speckle = 1.0 + grain_gain * grain
+    speckle = 1.0 + grain_gain * grain[body]
     colour = planar(spec.colour_rgb)
-    albedo = speckle * colour
+    albedo = np.zeros((3, rows_px, cols_px), np.float32)
+    albedo[:, body[0], body[1]] = speckle * colour
     if spec.shape is Shape.CAPSULE:
-        albedo += (cap * speckle) * (planar(spec.cap_colour_rgb) - colour)
+        albedo[:, body[0], body[1]] += (cap * speckle) * (planar(spec.cap_colour_rgb) - colour)
 
     theta = math.radians(spec.angle_deg)
     lx, ly, lz = LIGHT_WORLD_XYZ
     light = (math.cos(theta) * lx + math.sin(theta) * ly, -math.sin(theta) * lx + math.cos(theta) * ly, lz)
-    return Sprite(spec=spec, rows_px=rows_px, cols_px=cols_px, reach_px=spec.half_length_px + margin_px,
-                  frame_min_px=frame_min_px, x_px=x_px, y_px=y_px,
-                  inside_px=inside, cut_px=inside.copy(), relief_px=height.astype(np.float32, copy=False),
-                  grain=grain, albedo_rgb=albedo.astype(np.float32, copy=False), light_xyz=light)
+    return Sprite(spec=spec, rows_px=rows_px, cols_px=cols_px, body=body, reach_px=a + margin_px,
+                  frame_min_px=frame_min_px, x_px=x_px, y_px=y_px, inside_px=inside, cut_px=inside.copy(),
+                  relief_px=relief, grain=grain, albedo_rgb=albedo, light_xyz=light)
 
 
 def shade_sprite(sprite: Sprite) -> np.ndarray:
-    """Premultiplied RGBA (rows, cols, 4) float32, interleaved for warpAffine: Lambert shading of the
-    relief, rim darkening, broken faces, and the overlay on top."""
-    gx = cv2.Sobel(sprite.relief_px, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
-    gy = cv2.Sobel(sprite.relief_px, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
+    """Premultiplied RGBA (rows, cols, 4) float32, interleaved for warpAffine: Lambert shading of
+    the relief, rim darkening, broken faces, and the overlay on top."""
+    body = sprite.body
+    relief = sprite.relief_px[body]
+    gx = cv2.Sobel(relief, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
+    gy = cv2.Sobel(relief, cv2.CV_32F, 0, 1, ksize=3, scale=0.125)
     lx, ly, lz = sprite.light_xyz
     norm = 1.0 / (lz * np.sqrt(gx * gx + gy * gy + 1.0))
     # Flat top = 1.0; faces towards the lamp brighter, faces away darker, never black.
     lambert = np.maximum(lz - gx * lx - gy * ly, 0.0) * norm
-    hw = sprite.spec.half_width_px
-    rim = 0.80 + 0.20 * np.clip(sprite.inside_px * (1.0 / (0.3 * hw)), 0.0, 1.0)
+    rim = 0.80 + 0.20 * np.clip(sprite.inside_px[body] * (1.0 / (0.3 * sprite.spec.half_width_px)), 0.0, 1.0)
     shade = (0.30 + 0.70 * lambert) * rim
-    albedo = sprite.albedo_rgb
+    albedo = sprite.albedo_rgb[:, body[0], body[1]]
     if sprite.fracture is not None:
         # A broken face shows the uncoated whitish core, rough and unpolished, so grainy and dim.
-        albedo = albedo + (0.6 * sprite.fracture) * (_CORE_RGB - albedo)
-        shade *= 1.0 - sprite.fracture * (0.30 + 0.15 * sprite.grain)
-    alpha = np.clip(sprite.cut_px + 0.5, 0.0, 1.0)
-    premul = albedo * (shade * alpha)
+        fracture = sprite.fracture[body]
+        albedo = albedo + (0.6 * fracture) * (_CORE_RGB - albedo)
+        shade *= 1.0 - fracture * (0.30 + 0.15 * sprite.grain[body])
+    body_alpha = np.clip(sprite.cut_px[body] + 0.5, 0.0, 1.0)
+    premul = np.zeros((3, sprite.rows_px, sprite.cols_px), np.float32)
+    alpha = np.zeros((sprite.rows_px, sprite.cols_px), np.float32)
+    premul[:, body[0], body[1]] = albedo * (shade * body_alpha)
+    alpha[body] = body_alpha
     if sprite.overlay_alpha is not None:
         keep = 1.0 - sprite.overlay_alpha
         premul = premul * keep + sprite.overlay_premul_rgb

@@ -122,6 +122,18 @@ def centred_grid(rows_px: int, cols_px: int) -> tuple[np.ndarray, np.ndarray]:
     return _grids[key]
 
 
+def unit_axes(height_px: int, width_px: int) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) from -1 to 1 across a frame, shaped (1, W) and (H, 1) for broadcasting; cached."""
+    key = (-height_px, -width_px)  # negative: a separate key space from the sprite grids
+    if key not in _grids:
+        xs = np.linspace(-1.0, 1.0, width_px, dtype=np.float32)[None, :]
+        ys = np.linspace(-1.0, 1.0, height_px, dtype=np.float32)[:, None]
+        xs.setflags(write=False)
+        ys.setflags(write=False)
+        _grids[key] = (xs, ys)
+    return _grids[key]
+
+
 def low_frequency(rng: np.random.Generator, height_px: int, width_px: int, cells: int) -> np.ndarray:
     """Smooth random field in about [-1, 1] with `cells` blobs across: cheap mottling and wobble."""
     coarse = rng.standard_normal((cells, cells)).astype(np.float32)

@@ -167,3 +167,17 @@ def test_overrun_is_faulted_and_alarmed_never_dropped(tiny_bundle, tmp_path):
     assert s["frames"] == 400 and s["balanced"]
     assert s["overruns"] > 0 and s["fault"] >= s["overruns"]
     assert any("overrun" in alarm for alarm in s["alarms"])
+
+
+def test_a_restarted_station_continues_the_sequence_and_the_chain(tiny_bundle, tmp_path):
+    config = load_station_config(write_config(
+        tmp_path / "s.yaml", bundle=str(tiny_bundle), station={"lot": "L1", "id": "cam-1"},
+        source={"kind": "synthetic", "pool_size": 8, "width_px": 64, "height_px": 64, "defect_rate": 0.5},
+        archive={"path": str(tmp_path / "arch"), "pass_sample_every": 1},
+    ))
+    first = run_station(config, RunLimits(frames=20), progress=False)
+    second = run_station(config, RunLimits(frames=20), progress=False)
+    assert first["audit_verified"] and second["audit_verified"]
+    with Archive.open(tmp_path / "arch", create=False) as archive:
+        sequences = [r["sequence"] for r in archive.records("L1")]
+    assert sequences == list(range(1, 41))
