@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,11 @@ def read_meta(root: Path) -> BundleMeta:
 def write_meta(root: Path, meta: BundleMeta) -> None:
     text = json.dumps(meta.model_dump(mode="json"), indent=2, sort_keys=False) + "\n"
     (root / META_NAME).write_text(text, encoding="utf-8")
+
+
+def created_utc_now() -> str:
+    """The `created_utc` of a new bundle: ISO 8601, seconds, 'Z'."""
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def staging_dir_for(final: Path) -> Path:

@@ -171,7 +171,7 @@ def cmd_station_run(args: argparse.Namespace) -> int:
         config = load_station_config(args.config)
     else:
         config = config_from_arguments(args.bundle, args.source, args.rate, args.archive)
-    summary = run_station(config, RunLimits(args.frames, args.duration_s), progress=not args.json)
+    summary = run_station(config, RunLimits(args.frames, args.duration_s), progress=not args.json, latency_png=args.latency_png)
     if args.json:
         _print_json(summary)
     else:
@@ -286,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--archive", type=Path, help="archive folder (default: none)")
     p.add_argument("--frames", type=int, help="stop after N frames")
     p.add_argument("--duration-s", type=float, help="stop after S seconds")
+    p.add_argument("--latency-png", type=Path, help="write a capture-to-decision latency histogram here")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_station_run)
 

@@ -107,6 +107,12 @@ class StationPipeline:
 
     # ------------------------------------------------------------------ control
 
+    def queue_depths(self) -> dict[str, int]:
+        depths = {"inference": self._queue.qsize(), "gate_pending": self.gate.pending}
+        if self._archive is not None:
+            depths["archive"] = self._archive.queue_depth
+        return depths
+
     def stop(self, reason: str | None = None) -> None:
         if reason:
             self.raise_alarm(reason)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from rich.live import Live
 
-from inspection.backends import Backend, open_backend
+from inspection.backends import Backend, BackendKind, open_backend
 from inspection.bundle import Bundle, load_bundle
 from inspection.console import stderr_console
-from inspection.errors import BundleError, BundleIntegrityError
+from inspection.errors import BackendError, BackendUnavailableError, BundleError, BundleIntegrityError
 from inspection.preprocess import prepare, to_model_input
 from station.archive import Archive, ArchiveWriter, verify_archive
 from station.archive.store import INDEX_NAME
@@ -24,6 +25,8 @@ from station.config import (
     StationConfig,
     SyntheticSourceSettings,
 )
+from station.latency_plot import write_latency_histogram
+from station.metrics import serve_metrics
 from station.pipeline import PipelineSettings, StationPipeline
 from station.signalling import ModbusPlcOutput, RejectGate, ResultOutput, SimulatedRejector
 from station.sources import FrameSource
@@ -37,13 +40,12 @@ class RunLimits:
     duration_s: float | None = None
 
 
-def run_station(config: StationConfig, limits: RunLimits, progress: bool = True) -> dict:
+def run_station(config: StationConfig, limits: RunLimits, progress: bool = True, latency_png: Path | None = None) -> dict:
     bundle = _load_bundle_for_station(config)
-    backend = open_backend(config.backend.kind, bundle, device=config.backend.device, threads=config.backend.threads)
+    backend, raw_fps, backend_choice = open_station_backend(config, bundle)
     output: ResultOutput | None = None
     archive: ArchiveWriter | None = None
     try:
-        raw_fps = measure_raw_fps(backend, bundle, config.batching.max_batch)
         source = build_source(config, limits.frames, progress)
         source.open()
         output = build_output(config)
@@ -70,18 +72,26 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True)
 
         pipeline = StationPipeline(bundle, backend, source, gate_factory, archive, settings,
                                    alarm_output=lambda reason: gate_output.set_alarm(True, reason))
+        metrics_server = serve_metrics(pipeline, config.metrics.host, config.metrics.port) if config.metrics.enabled else None
         heartbeat = _Heartbeat(output, getattr(config.output, "heartbeat_interval_s", 0.5), pipeline)
         heartbeat.start()
         with _status_line(pipeline, progress):
             elapsed_s = pipeline.run(limits.duration_s)
         heartbeat.stop()
+        if metrics_server is not None:
+            metrics_server.shutdown()
         source.close()
         unarchived = 0
         if archive is not None:
             unarchived = pipeline.flush_backlog()
-            archive.close()
+            # Everything queued was accepted from the line: wait for all of it (about 20 large PNGs/s).
+            archive.close(timeout_s=max(30.0, archive.queue_depth * 0.2))
         audit = verify_archive(config.archive.path) if config.archive.path is not None else None
-        return summarise(pipeline, bundle, backend, raw_fps, elapsed_s, archive, unarchived, audit)
+        summary = summarise(pipeline, bundle, backend, raw_fps, elapsed_s, archive, unarchived, audit)
+        summary["backend_choice"] = backend_choice
+        if latency_png is not None:
+            summary["latency_png"] = str(write_latency_histogram(pipeline.tally.latencies_ms, latency_png, config.station.id))
+        return summary
     finally:
         if output is not None:
             if output.connected:
@@ -105,6 +115,35 @@ def _load_bundle_for_station(config: StationConfig) -> Bundle:
     except BundleIntegrityError as exc:
         # At the station a tampered bundle is a refusal to start (bad input), not a verify verdict.
         raise BundleError(f"station refuses to start: {exc}") from None
+
+
+def open_station_backend(config: StationConfig, bundle: Bundle) -> tuple[Backend, float, dict]:
+    """Open the configured backend, or with `auto` each available one, keeping the fastest measured.
+
+    Returns the backend, its raw throughput at the station's batch size, and what was compared.
+    """
+    settings, batch = config.backend, config.batching.max_batch
+    kinds = [settings.kind] if settings.kind != "auto" else [kind.value for kind in BackendKind]
+    measured: dict[str, float] = {}
+    best: tuple[Backend, float] | None = None
+    for kind in kinds:
+        try:
+            backend = open_backend(kind, bundle, device=settings.device, threads=settings.threads, precision=settings.precision)
+        except (BackendError, BackendUnavailableError):
+            if settings.kind != "auto":
+                raise
+            continue  # auto compares what is available here; an explicit kind must open
+        fps = measure_raw_fps(backend, bundle, batch)
+        measured[kind] = fps
+        if best is None or fps > best[1]:
+            if best is not None:
+                best[0].close()
+            best = (backend, fps)
+        else:
+            backend.close()
+    if best is None:
+        raise BackendUnavailableError(f"no backend could run {bundle.path} on {settings.device}. Check the backend settings.")
+    return best[0], best[1], {"requested": settings.kind, "raw_fps_by_backend": measured}
 
 
 def measure_raw_fps(backend: Backend, bundle: Bundle, batch_size: int, seconds: float = RAW_FPS_SECONDS) -> float:

@@ -10,7 +10,7 @@ import onnx
 import torch
 
 from inspection.errors import ExportError
-from training.models import InspectionClassifier, WithSoftmax
+from inspection.backends.torch_model import InspectionClassifier, WithSoftmax
 
 OPSET = 17
 INPUT_NAME = "images"

@@ -1,9 +1,4 @@
-"""torchvision classifiers wrapped so that the exported graph takes uint8 NHWC and does the float work.
-
-Keeping cast, normalisation and layout change inside the model means the station hands the runtime
-the camera's uint8 pixels; the float math then runs inside ONNX Runtime / TensorRT instead of
-competing with it for the CPU in numpy (DESIGN.md, performance notes).
-"""
+"""torchvision classifiers, built from scratch (or a local weights file) inside InspectionClassifier."""
 
 from __future__ import annotations
 
@@ -14,40 +9,10 @@ import torchvision
 from torch import nn
 
 from inspection.errors import ConfigError
+from inspection.backends.torch_model import InspectionClassifier
 from inspection.input_spec import InputSpec
 
 BATCHNORM_MOMENTUM = 0.1
-
-
-class InspectionClassifier(nn.Module):
-    """uint8 (N, H, W, C) -> logits (N, classes)."""
-
-    def __init__(self, backbone: nn.Module, spec: InputSpec) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.expand_grey = spec.channels == 1
-        scale = 255.0
-        self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32).view(1, -1, 1, 1) * scale)
-        self.register_buffer("std", torch.tensor(spec.std, dtype=torch.float32).view(1, -1, 1, 1) * scale)
-
-    def forward(self, images_nhwc_uint8: torch.Tensor) -> torch.Tensor:
-        # permute keeps the NHWC memory order: the result is an NCHW view in channels_last layout.
-        x = images_nhwc_uint8.permute(0, 3, 1, 2).float()
-        x = (x - self.mean) / self.std
-        if self.expand_grey:
-            x = x.expand(-1, 3, -1, -1)
-        return self.backbone(x)
-
-
-class WithSoftmax(nn.Module):
-    """What we export: probabilities, so every backend returns the same quantity."""
-
-    def __init__(self, classifier: nn.Module) -> None:
-        super().__init__()
-        self.classifier = classifier
-
-    def forward(self, images_nhwc_uint8: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.classifier(images_nhwc_uint8), dim=1)
 
 
 def available_architectures() -> list[str]:

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import onnx
 
 from inspection.backends import open_backend
-from inspection.bundle import ONNX_NAME, Bundle, BundleMeta, OutputKind, ensure_can_create, seal_bundle, staging_dir_for, write_meta
+from inspection.bundle import (
+    ONNX_NAME,
+    Bundle,
+    BundleMeta,
+    OutputKind,
+    created_utc_now,
+    ensure_can_create,
+    seal_bundle,
+    staging_dir_for,
+    write_meta,
+)
 from inspection.decision import DecisionPolicy
 from inspection.errors import BundleError, ConfigError
 from inspection.input_spec import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, ColourOrder, InputLayout, InputSpec, ResizeMode
@@ -65,7 +74,7 @@ def import_onnx_model(
         shutil.copyfile(model_path, staging / ONNX_NAME)
         meta = BundleMeta(
             name=out.name,
-            created_utc=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            created_utc=created_utc_now(),
             class_names=classes,
             good_classes=good_classes,
             input=spec,

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import shutil
-from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 from safetensors.torch import save_file
 
 from inspection.backends import open_backend
@@ -17,6 +14,7 @@ from inspection.bundle import (
     WEIGHTS_NAME,
     BundleMeta,
     Bundle,
+    created_utc_now,
     ensure_can_create,
     seal_bundle,
     staging_dir_for,
@@ -75,7 +73,7 @@ def train_bundle(
             class_names=class_names, good_classes=good, pass_threshold=REJECT_THRESHOLD, reject_threshold=REJECT_THRESHOLD
         )
         provisional = BundleMeta(
-            name=out.name, created_utc=_utc_now(), class_names=class_names, good_classes=good, input=spec, policy=base_policy
+            name=out.name, created_utc=created_utc_now(), class_names=class_names, good_classes=good, input=spec, policy=base_policy
         )
         backend = open_backend("onnxruntime", Bundle(staging, provisional, ""))
         check = data[check_split]
@@ -162,10 +160,3 @@ def _guess_good_classes(class_names: tuple[str, ...]) -> tuple[str, ...]:
         f"cannot tell which class is good among {', '.join(class_names)}. Name the folder 'good' or pass --good CLASS."
     )
 
-
-def _utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def dumps(summary: dict) -> str:
-    return json.dumps(summary, indent=2, default=lambda o: o.tolist() if isinstance(o, np.ndarray) else str(o))

@@ -17,7 +17,8 @@ from inspection.console import progress_bar
 from inspection.errors import BackendUnavailableError, ConfigError, OutputExistsError
 from inspection.input_spec import InputSpec
 from training.augment import augment_batch, build_augmentation
-from training.models import InspectionClassifier, build_classifier
+from inspection.backends.torch_model import InspectionClassifier
+from training.models import build_classifier
 from training.recipe import TrainRecipe
 
 CHECKPOINT_NAME = "last.pt"

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 class BackendKind(StrEnum):
     ONNXRUNTIME = "onnxruntime"
+    TORCH = "torch"
 
 
 class Backend(Protocol):
@@ -35,6 +36,7 @@ class Backend(Protocol):
 # kind -> "module:factory"; the factory is `open(bundle, **options) -> Backend`.
 BACKENDS: dict[BackendKind, str] = {
     BackendKind.ONNXRUNTIME: "inspection.backends.onnxruntime_backend:open_onnxruntime",
+    BackendKind.TORCH: "inspection.backends.torch_backend:open_torch",
 }
 
 

@@ -12,8 +12,11 @@ from inspection.errors import BackendError, BackendUnavailableError
 class OnnxRuntimeBackend:
     kind = BackendKind.ONNXRUNTIME
 
-    def __init__(self, bundle: Bundle, device: str = "cpu", threads: int | None = None) -> None:
+    def __init__(self, bundle: Bundle, device: str = "cpu", threads: int | None = None, precision: str = "fp32") -> None:
         import onnxruntime as ort
+
+        if precision != "fp32":
+            raise BackendUnavailableError(f"onnxruntime backend runs the bundle's fp32 model; precision '{precision}' is not available.")
 
         providers = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
         if device not in providers:
@@ -44,5 +47,5 @@ class OnnxRuntimeBackend:
         self._session = None
 
 
-def open_onnxruntime(bundle: Bundle, device: str = "cpu", threads: int | None = None) -> OnnxRuntimeBackend:
-    return OnnxRuntimeBackend(bundle, device=device, threads=threads)
+def open_onnxruntime(bundle: Bundle, device: str = "cpu", threads: int | None = None, precision: str = "fp32") -> OnnxRuntimeBackend:
+    return OnnxRuntimeBackend(bundle, device=device, threads=threads, precision=precision)

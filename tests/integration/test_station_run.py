@@ -39,11 +39,12 @@ def test_synthetic_line_counts_balance_and_archive_verifies(tiny_bundle, tmp_pat
         source={"kind": "synthetic", "defect_rate": 0.3, "pool_size": 16, "width_px": 160, "height_px": 120},
         archive={"path": str(tmp_path / "archive"), "pass_sample_every": 5},
     )
-    result = cli("station", "run", str(config), "--frames", "200", "--json")
+    result = cli("station", "run", str(config), "--frames", "200", "--json", "--latency-png", str(tmp_path / "latency.png"))
     assert result.returncode == 0, result.stderr
     s = json.loads(result.stdout)
     assert s["frames"] == 200 == s["passed"] + s["rejected"] + s["uncertain"] + s["fault"]
     assert s["audit_verified"] is True and s["unarchived"] == 0
+    assert (tmp_path / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for key in ("throughput_fps", "backend_raw_fps", "latency_ms", "late", "escapes", "false_rejects", "backend"):
         assert key in s
     with Archive.open(tmp_path / "archive", create=False) as archive:
@@ -181,3 +182,49 @@ def test_a_restarted_station_continues_the_sequence_and_the_chain(tiny_bundle, t
     with Archive.open(tmp_path / "arch", create=False) as archive:
         sequences = [r["sequence"] for r in archive.records("L1")]
     assert sequences == list(range(1, 41))
+
+
+def test_auto_backend_measures_and_picks_the_fastest(tiny_bundle, tmp_path):
+    config = load_station_config(write_config(
+        tmp_path / "s.yaml", bundle=str(tiny_bundle), backend={"kind": "auto"},
+        source={"kind": "synthetic", "pool_size": 8, "width_px": 64, "height_px": 64},
+    ))
+    s = run_station(config, RunLimits(frames=30), progress=False)
+    measured = s["backend_choice"]["raw_fps_by_backend"]
+    assert set(measured) == {"onnxruntime", "torch"}
+    fastest = max(measured, key=measured.get)
+    assert s["backend"].startswith(fastest) and s["backend_raw_fps"] == measured[fastest]
+
+
+def test_metrics_endpoint_serves_counts_on_localhost(tiny_bundle, tmp_path):
+    import threading
+    import urllib.request
+
+    from helpers.modbus_server import free_port
+
+    port = free_port()
+    config = load_station_config(write_config(
+        tmp_path / "s.yaml", bundle=str(tiny_bundle), metrics={"enabled": True, "port": port},
+        source={"kind": "synthetic", "rate_hz": 100, "pool_size": 8, "width_px": 64, "height_px": 64},
+    ))
+    scraped: list[str] = []
+
+    def scrape() -> None:
+        import time
+
+        for _ in range(100):
+            time.sleep(0.05)
+            try:
+                scraped.append(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1).read().decode())
+                return
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=scrape)
+    thread.start()
+    s = run_station(config, RunLimits(frames=150), progress=False)
+    thread.join()
+    assert s["balanced"] and scraped, "the metrics endpoint never answered during the run"
+    text = scraped[0]
+    assert "inspection_frames_total" in text and 'inspection_verdicts_total{verdict="pass"}' in text
+    assert "inspection_latency_ms_bucket" in text and 'inspection_queue_depth{queue="inference"}' in text

@@ -1,0 +1,48 @@
+"""The torch module our bundles hold: uint8 NHWC in, normalisation inside the graph.
+
+Shared by training (which trains and exports it) and the torch backend (which rebuilds it from a
+bundle's architecture name and weights.safetensors). Only imported when torch is wanted.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from inspection.input_spec import InputSpec
+
+
+class InspectionClassifier(nn.Module):
+    """uint8 (N, H, W, C) -> logits (N, classes).
+
+    Keeping cast, normalisation and layout change inside the model means the station hands the
+    runtime the camera's uint8 pixels; the float math then runs inside ONNX Runtime / TensorRT /
+    torch instead of competing with it for the CPU in numpy (DESIGN.md, performance notes).
+    """
+
+    def __init__(self, backbone: nn.Module, spec: InputSpec) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.expand_grey = spec.channels == 1
+        scale = 255.0
+        self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32).view(1, -1, 1, 1) * scale)
+        self.register_buffer("std", torch.tensor(spec.std, dtype=torch.float32).view(1, -1, 1, 1) * scale)
+
+    def forward(self, images_nhwc_uint8: torch.Tensor) -> torch.Tensor:
+        # permute keeps the NHWC memory order: the result is an NCHW view in channels_last layout.
+        x = images_nhwc_uint8.permute(0, 3, 1, 2).to(self.mean.dtype)
+        x = (x - self.mean) / self.std
+        if self.expand_grey:
+            x = x.expand(-1, 3, -1, -1)
+        return self.backbone(x)
+
+
+class WithSoftmax(nn.Module):
+    """What we export and serve: probabilities, so every backend returns the same quantity."""
+
+    def __init__(self, classifier: nn.Module) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, images_nhwc_uint8: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.classifier(images_nhwc_uint8).float(), dim=1)
