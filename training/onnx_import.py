@@ -120,14 +120,15 @@ def _detect_output_kind(bundle: Bundle, num_classes: int) -> OutputKind:
     """Probabilities if outputs are non-negative rows summing to one on random inputs, else logits."""
     spec = bundle.meta.input
     rng = np.random.default_rng(0)
-    batch = rng.standard_normal((2, spec.channels, spec.size_px, spec.size_px)).astype(np.float32)
+    # One image: an export with a fixed batch of 1 must import too.
+    batch = rng.standard_normal((1, spec.channels, spec.size_px, spec.size_px)).astype(np.float32)
     probe_meta = bundle.meta.model_copy(update={"output_kind": OutputKind.PROBABILITIES})
     backend = open_backend("onnxruntime", Bundle(bundle.path, probe_meta, ""))
     try:
         outputs = backend.infer(batch)
     finally:
         backend.close()
-    if outputs.shape != (2, num_classes):
+    if outputs.shape != (1, num_classes):
         raise BundleError(f"the model returned shape {outputs.shape[1:]} per image; expected ({num_classes},). Check --classes.")
     is_probability = bool(np.all(outputs >= 0) and np.allclose(outputs.sum(axis=1), 1.0, atol=1e-3))
     return OutputKind.PROBABILITIES if is_probability else OutputKind.LOGITS

@@ -39,7 +39,10 @@ class OnnxRuntimeBackend:
         self.description = f"onnxruntime {ort.__version__} {provider}, {threads or 'default'} threads"
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        outputs = self._session.run(None, {self._input_name: batch})[0]
+        try:
+            outputs = self._session.run(None, {self._input_name: batch})[0]
+        except Exception as exc:  # onnxruntime raises its own untyped errors (shape, type, memory)
+            raise BackendError(f"onnxruntime failed on a batch of shape {batch.shape}: {exc}. Check the model's input spec.") from None
         outputs = np.asarray(outputs, dtype=np.float32)
         return softmax(outputs) if self._apply_softmax else outputs
 
