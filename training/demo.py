@@ -29,7 +29,7 @@ def run_demo(workdir: Path, fresh: bool = False, progress: bool = True) -> dict:
     if fresh and data.exists():
         shutil.rmtree(data)
     if not data.exists():
-        stderr_console.print(f"[bold]1/4[/bold] synthesizing {DEMO_IMAGES_PER_CLASS} images per class into {data}")
+        stderr_console.print(f"[bold]1/5[/bold] synthesizing {DEMO_IMAGES_PER_CLASS} images per class into {data}")
         write_dataset(data, count_per_class=DEMO_IMAGES_PER_CLASS, seed=DEMO_SEED, size_px=DEMO_IMAGE_SIZE_PX, progress=progress)
     else:
         stderr_console.print(f"[bold]1/5[/bold] reusing synthetic data in {data} (--fresh regenerates it)")
