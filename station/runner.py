@@ -75,7 +75,7 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
         metrics_server = serve_metrics(pipeline, config.metrics.host, config.metrics.port) if config.metrics.enabled else None
         heartbeat = _Heartbeat(output, getattr(config.output, "heartbeat_interval_s", 0.5), pipeline)
         heartbeat.start()
-        with _status_line(pipeline, progress):
+        with _StatusLine(pipeline, progress):
             elapsed_s = pipeline.run(limits.duration_s)
         heartbeat.stop()
         if metrics_server is not None:
@@ -213,7 +213,7 @@ class _Heartbeat:
                 self._pipeline.raise_alarm(f"heartbeat failed: {exc}")
 
 
-class _status_line:
+class _StatusLine:
     """A live one-line status on stderr while the station runs."""
 
     def __init__(self, pipeline: StationPipeline, enabled: bool) -> None:
@@ -222,7 +222,7 @@ class _status_line:
         self._live: Live | None = None
         self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> "_status_line":
+    def __enter__(self) -> "_StatusLine":
         if self._enabled:
             self._live = Live(self._text(), console=stderr_console, refresh_per_second=4, transient=True)
             self._live.start()
