@@ -73,7 +73,8 @@ class PipelineTally:
     false_rejects: int = 0
     alarms: list[str] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
-    stage_ms: dict[str, list[float]] = field(default_factory=lambda: {"prepare": [], "infer_per_item": [], "batch_size": []})
+    stage_ms: dict[str, list[float]] = field(default_factory=lambda: {"prepare": [], "infer_per_item": []})
+    batch_sizes: list[int] = field(default_factory=list)
 
 
 class StationPipeline:
@@ -224,7 +225,7 @@ class StationPipeline:
             return
         elapsed_ms = (time.perf_counter() - started) * 1000
         self.tally.stage_ms["infer_per_item"].append(elapsed_ms / len(items))
-        self.tally.stage_ms["batch_size"].append(float(len(items)))
+        self.tally.batch_sizes.append(len(items))
         for sequence, item, row in zip(sequences, items, probabilities):
             self._resolve(sequence, item, decide(row, self._policy), row)
 
