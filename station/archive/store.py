@@ -1,7 +1,7 @@
 """The archive on disk: an append-only, hash-chained SQLite index plus lossless PNGs named by their SHA-256.
 
 Layout under the archive root:
-    index.sqlite                 tables `records` and `dispositions` (WAL, synchronous=FULL)
+    index.sqlite                 tables `records`, `dispositions` and `signatures` (WAL, synchronous=FULL)
     images/<sha[:2]>/<sha>.png   one file per distinct image, named by the SHA-256 of its PNG bytes
     chain_head                   {"entry_id": N, "record_hash": "..."} of the last committed entry
 
@@ -26,6 +26,7 @@ from typing import Any
 from inspection.file_manifest import sha256_bytes
 from inspection.image_io import encode_png
 from station.archive.errors import ArchiveError, ChainHeadError
+from station.archive.signatures import SIGNATURE_COLUMNS, LotDigest, LotSignature, signature_row
 from station.archive.records import (
     DISPOSITION_COLUMNS, GENESIS_HASH, RECORD_COLUMNS, VERDICTS, Disposition, ItemRecord, chain_hash,
     check_record, check_utc, check_verdict, disposition_row, record_row, scores_from_json, utc_now_iso,
@@ -35,7 +36,12 @@ INDEX_NAME = "index.sqlite"
 HEAD_NAME = "chain_head"
 IMAGES_DIR = "images"
 SCHEMA_VERSION = 1
-TABLES = {"record": ("records", RECORD_COLUMNS), "disposition": ("dispositions", DISPOSITION_COLUMNS)}
+TABLES = {
+    "record": ("records", RECORD_COLUMNS),
+    "disposition": ("dispositions", DISPOSITION_COLUMNS),
+    # Lot sign-offs (signatures.py); archives written before it have no such table until opened for writing.
+    "signature": ("signatures", SIGNATURE_COLUMNS),
+}
 _SHA_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -135,6 +141,31 @@ class Archive:
 
         disposition = Disposition(lot, station or "", int(sequence), user, utc, str(old_verdict), str(new_verdict), new_defect_class, reason, signature_meaning)
         return self._insert([("disposition", disposition_row(disposition))], check)[0]
+
+    def append_lot_signature(self, lot: str, user: str, full_name: str, meaning: str, utc: str | None = None) -> str:
+        """Sign a lot: bind (user, name, time, meaning) to the hashes of all its entries so far; returns the entry hash.
+
+        Authenticating the signer (password re-entry) is the caller's job; this records the signature."""
+        what = f"signature of lot {lot!r}"
+        if not user or not full_name or not meaning:
+            raise ArchiveError(f"{what}: user, full name and meaning are required (21 CFR 11.50).")
+        utc = utc or utc_now_iso()
+        check_utc(utc, f"{what}: utc")
+
+        def bind(db: sqlite3.Connection, kind: str, row: dict[str, Any]) -> None:
+            # Inside the write lock, so no entry of the lot can slip in between digest and signature.
+            digest = LotDigest()
+            for (entry_hash,) in db.execute(
+                "SELECT record_hash FROM (SELECT entry_id, record_hash FROM records WHERE lot=? "
+                "UNION ALL SELECT entry_id, record_hash FROM dispositions WHERE lot=?) ORDER BY entry_id", (lot, lot),
+            ):
+                digest.add(entry_hash)
+            if digest.entries == 0:
+                raise ArchiveError(f"{what}: the lot has no records in {self.root}. Check the lot name.")
+            row["lot_entries"], row["lot_digest"] = digest.entries, digest.hexdigest()
+
+        signature = LotSignature(lot, user, full_name, utc, meaning, 0, "")
+        return self._insert([("signature", signature_row(signature))], bind)[0]
 
     def _store_image(self, record: ItemRecord) -> str | None:
         if record.image is None:
@@ -244,10 +275,8 @@ class Archive:
 
     def head(self) -> tuple[int, str]:
         """(entry_id, record_hash) of the last entry in the chain; (0, 64 zeros) when empty."""
-        row = self._db.execute(
-            "SELECT entry_id, record_hash FROM (SELECT entry_id, record_hash FROM records "
-            "UNION ALL SELECT entry_id, record_hash FROM dispositions) ORDER BY entry_id DESC LIMIT 1"
-        ).fetchone()
+        union = " UNION ALL ".join(f"SELECT entry_id, record_hash FROM {table}" for table in chain_tables(self._db))
+        row = self._db.execute(f"SELECT entry_id, record_hash FROM ({union}) ORDER BY entry_id DESC LIMIT 1").fetchone()
         return (row[0], row[1]) if row else (0, GENESIS_HASH)
 
     def records(self, lot: str | None = None) -> Iterator[dict[str, Any]]:
@@ -260,6 +289,10 @@ class Archive:
 
     def dispositions(self, lot: str | None = None) -> Iterator[dict[str, Any]]:
         yield from self._select("dispositions", lot)
+
+    def signatures(self, lot: str | None = None) -> Iterator[dict[str, Any]]:
+        if "signatures" in chain_tables(self._db):
+            yield from self._select("signatures", lot)
 
     def _select(self, table: str, lot: str | None) -> Iterator[dict[str, Any]]:
         where, args = ("WHERE lot=?", (lot,)) if lot is not None else ("", ())
@@ -285,6 +318,12 @@ class Archive:
         if not isinstance(sha, str) or not _SHA_PATTERN.match(sha):
             raise ArchiveError(f"{sha!r} is not an image SHA-256 (64 lowercase hex digits).")
         return self.root / IMAGES_DIR / sha[:2] / f"{sha}.png"
+
+
+def chain_tables(db: sqlite3.Connection) -> list[str]:
+    """The chain's tables present in this index (an archive from before lot signatures has two)."""
+    present = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    return [table for table, _ in TABLES.values() if table in present or table != "signatures"]
 
 
 def _prepare_root(root: Path) -> None:

@@ -18,7 +18,8 @@ from typing import Any
 from inspection.file_manifest import sha256_file
 from station.archive.errors import ArchiveError, AuditVerificationError
 from station.archive.records import GENESIS_HASH, chain_hash
-from station.archive.store import HEAD_NAME, IMAGES_DIR, INDEX_NAME, TABLES
+from station.archive.signatures import LotDigest
+from station.archive.store import HEAD_NAME, IMAGES_DIR, INDEX_NAME, TABLES, chain_tables
 
 _SHA_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 
@@ -34,6 +35,7 @@ class VerifyResult:
     problems: int = 0
     head_entry_id: int = 0  # the last entry of the chain as found: quote it in the batch record as an anchor
     head_hash: str = GENESIS_HASH
+    signatures_checked: int = 0  # lot sign-offs (signatures.py); each one's lot digest is recomputed
 
 
 @dataclass(slots=True)
@@ -78,20 +80,26 @@ def raise_if_bad(result: VerifyResult) -> None:
 
 
 def _verify(db: sqlite3.Connection, root: Path, check_images: bool, anchors: dict[int, str]) -> VerifyResult:
-    tally = _Tally(counts={"record": 0, "disposition": 0, "image": 0})
+    tally = _Tally(counts={"record": 0, "disposition": 0, "signature": 0, "image": 0})
+    lot_digests: dict[Any, LotDigest] = {}
     referenced: set[str] = set()
     expected_prev, last_id = GENESIS_HASH, 0
     head_id, head_hash = _read_head_file(root / HEAD_NAME, tally)
     head_seen_hash: str | None = GENESIS_HASH if head_id == 0 else None
     for kind, entry_id, content, prev_hash, stored_hash in _entries(db):
         tally.counts[kind] += 1
-        label = f"{kind} {entry_id} (lot {content.get('lot')}, sequence {content.get('sequence')})"
+        where = f"lot {content.get('lot')}" + (f", sequence {content.get('sequence')}" if kind != "signature" else "")
+        label = f"{kind} {entry_id} ({where})"
         if _content_hash(prev_hash, kind, content) != stored_hash:
             tally.bad(f"{label}: hash does not match its contents (edited)")
         elif prev_hash != expected_prev:
             # Diagnosis scans the table, so only the first problem gets one (a mass reorder stays linear).
             why = _diagnose_link(db, prev_hash, entry_id, last_id) if tally.first_bad is None else "chain link broken"
             tally.bad(f"{label}: {why}")
+        if kind == "signature":
+            _check_signature(content, lot_digests.get(content.get("lot"), LotDigest()), label, tally)
+        else:
+            lot_digests.setdefault(content["lot"], LotDigest()).add(str(stored_hash))
         if kind == "record" and content["image_sha256"] is not None:
             referenced.add(str(content["image_sha256"]))
             if check_images:
@@ -127,11 +135,13 @@ def _verify(db: sqlite3.Connection, root: Path, check_images: bool, anchors: dic
         problems=tally.problems,
         head_entry_id=last_id,
         head_hash=expected_prev,
+        signatures_checked=tally.counts["signature"],
     )
 
 
 def _entries(db: sqlite3.Connection) -> Iterator[tuple[str, int, dict[str, Any], Any, Any]]:
-    """Records and dispositions merged into the one chain order (global entry_id)."""
+    """Records, dispositions and lot signatures merged into the one chain order (global entry_id)."""
+    present = chain_tables(db)
 
     def rows(kind: str) -> Iterator[tuple[str, int, dict[str, Any], Any, Any]]:
         table, columns = TABLES[kind]
@@ -139,7 +149,7 @@ def _entries(db: sqlite3.Connection) -> Iterator[tuple[str, int, dict[str, Any],
         for row in cursor:
             yield kind, row[0], dict(zip(columns, row[1:-2])), row[-2], row[-1]
 
-    return heapq.merge(rows("record"), rows("disposition"), key=lambda entry: entry[1])
+    return heapq.merge(*(rows(kind) for kind, (table, _) in TABLES.items() if table in present), key=lambda entry: entry[1])
 
 
 def _content_hash(prev_hash: Any, kind: str, content: dict[str, Any]) -> str | None:
@@ -152,7 +162,7 @@ def _content_hash(prev_hash: Any, kind: str, content: dict[str, Any]) -> str | N
 def _diagnose_link(db: sqlite3.Connection, prev_hash: Any, entry_id: int, last_id: int) -> str:
     """Name what broke the link, by finding which entry (if any) this one's prev_hash points at."""
     target = None
-    for table, _ in TABLES.values():
+    for table in chain_tables(db):
         row = db.execute(f"SELECT entry_id FROM {table} WHERE record_hash=? LIMIT 1", (prev_hash,)).fetchone()
         target = row[0] if row else target
     if target is None:
@@ -162,6 +172,14 @@ def _diagnose_link(db: sqlite3.Connection, prev_hash: Any, entry_id: int, last_i
     if target < last_id:
         return f"it links to entry {target}, so entries {target + 1}..{last_id} before it were inserted"
     return f"it links to entry {target}, which comes after it (entries reordered)"
+
+
+def _check_signature(content: dict[str, Any], digest: LotDigest, label: str, tally: _Tally) -> None:
+    if (content.get("lot_entries"), content.get("lot_digest")) != (digest.entries, digest.hexdigest()):
+        tally.bad(
+            f"{label}: signed {content.get('lot_entries')} entries of the lot but the chain before it holds {digest.entries} "
+            "with other hashes (the signature does not cover these records)"
+        )
 
 
 def _check_image(root: Path, sha: Any, label: str, tally: _Tally) -> None:
