@@ -87,8 +87,10 @@ class StationPipeline:
         archive: ArchiveWriter | None,
         settings: PipelineSettings,
         alarm_output: Callable[[str], None] | None = None,  # raises the line's alarm (PLC line stop)
+        ledger=None,  # SequenceLedger: notes each issued number, so a crash cannot lose an item in flight
     ) -> None:
         self._alarm_output = alarm_output
+        self._ledger = ledger
         self._bundle, self._backend, self._source, self._archive, self._settings = bundle, backend, source, archive, settings
         self._spec, self._policy = bundle.meta.input, bundle.meta.policy
         self._good = set(bundle.meta.good_classes)
@@ -147,6 +149,8 @@ class StationPipeline:
                 return
             self._take_source_alarms()
             sequence += 1
+            if self._ledger is not None:
+                self._ledger.issue(sequence)
             item = _InFlight(frame)
             with self._lock:
                 self._in_flight[sequence] = item
@@ -172,7 +176,7 @@ class StationPipeline:
                 self._queue.put_nowait((sequence, item))
             except queue.Full:
                 self.tally.overruns += 1
-                self.raise_alarm("overrun: frames arrive faster than the backend decides them")
+                self.raise_alarm("decision_timeout: overrun, frames arrive faster than the backend decides them")
                 self._resolve(sequence, item, fault("overrun: inference queue full"), None)
 
     def _take_source_alarms(self) -> None:
@@ -221,7 +225,7 @@ class StationPipeline:
         except Exception as exc:  # a backend failure must fault the items, never pass them
             for sequence, item in zip(sequences, items):
                 self._resolve(sequence, item, fault(f"inference failed: {type(exc).__name__}: {exc}"), None)
-            self.raise_alarm(f"inference failed: {exc}")
+            self.raise_alarm(f"model: inference failed: {exc}")
             return
         elapsed_ms = (time.perf_counter() - started) * 1000
         self.tally.stage_ms["infer_per_item"].append(elapsed_ms / len(items))
@@ -250,20 +254,22 @@ class StationPipeline:
             is_good = truth in self._good
             self.tally.escapes += int(not is_good and outcome.verdict == Verdict.PASS)
             self.tally.false_rejects += int(is_good and outcome.verdict != Verdict.PASS)
-        if self._archive is not None and self._should_archive(outcome.verdict):
-            self._submit(event, item, outcome)
+        if self._archive is not None:
+            # Every item leaves a record (the count must balance in the archive too, and a restart must
+            # see which numbers were decided); only the image of a pass is sampled.
+            self._submit(event, item, outcome, with_image=self._should_archive_image(outcome.verdict))
         with self._completed:
             self._finished += 1
             self._completed.notify_all()
 
-    def _should_archive(self, verdict: Verdict) -> bool:
+    def _should_archive_image(self, verdict: Verdict) -> bool:
         if verdict != Verdict.PASS:
             return True
         self._passes_seen += 1
         every = self._settings.pass_sample_every
         return bool(every) and self._passes_seen % every == 1 % every
 
-    def _submit(self, event: GateEvent, item: _InFlight, outcome) -> None:
+    def _submit(self, event: GateEvent, item: _InFlight, outcome, with_image: bool) -> None:
         decision = item.decision
         scores = tuple(float(p) for p in item.probabilities) if item.probabilities is not None else ()
         record = ItemRecord(
@@ -283,7 +289,7 @@ class StationPipeline:
             operator=self._settings.operator,
             late=outcome.late,
             true_label=item.frame.true_label,
-            image=item.frame.image,
+            image=item.frame.image if with_image else None,
         )
         try:
             self._archive.submit(record)
@@ -291,10 +297,14 @@ class StationPipeline:
         except ArchiveError as exc:
             # Never dropped: kept here and offered again when the run ends (see `flush_backlog`).
             self.backlog.append(record)
-            if self._settings.stop_line_on_archive_failure:
-                self.stop(f"archive cannot keep up or failed ({exc}); line stopped")
-            else:
-                self.raise_alarm(f"archive cannot keep up or failed: {exc}")
+            self.archive_failed(exc)
+
+    def archive_failed(self, exc: Exception) -> None:
+        """The archive refused a record or its writer stopped: stop the line or alarm, per the config."""
+        if self._settings.stop_line_on_archive_failure:
+            self.stop(f"archive: cannot keep up or failed ({exc}); line stopped")
+        else:
+            self.raise_alarm(f"archive: cannot keep up or failed ({exc})")
 
     def flush_backlog(self, timeout_s: float = 30.0) -> int:
         """Offer held-back records again, waiting for queue space; returns how many remain unarchived."""
@@ -312,7 +322,10 @@ class StationPipeline:
         return len(self.backlog)
 
     def raise_alarm(self, reason: str) -> None:
-        """Record the alarm and raise the line's alarm output (line stop); repeated reasons once."""
+        """Record the alarm and raise the line's alarm output (line stop); repeated reasons once.
+
+        The text before the first ":" picks the PLC's ALARM_REASON code (register_map.AlarmReason).
+        """
         if self.tally.alarms and self.tally.alarms[-1] == reason:
             return
         self.tally.alarms.append(reason)

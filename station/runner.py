@@ -28,6 +28,7 @@ from station.config import (
 from station.latency_plot import write_latency_histogram
 from station.metrics import serve_metrics
 from station.pipeline import PipelineSettings, StationPipeline
+from station.sequence_ledger import SequenceLedger, ledger_path, recover_in_flight
 from station.signalling import ModbusPlcOutput, RejectGate, ResultOutput, SimulatedRejector
 from station.sources import FrameSource
 
@@ -45,6 +46,8 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
     backend, raw_fps, backend_choice = open_station_backend(config, bundle)
     output: ResultOutput | None = None
     archive: ArchiveWriter | None = None
+    ledger: SequenceLedger | None = None
+    recovered: tuple[str, list[int]] = ("", [])
     try:
         source = build_source(config, limits.frames, progress)
         source.open()
@@ -54,6 +57,14 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
         if config.archive.path is not None:
             archive = ArchiveWriter(config.archive.path, max_queue=config.archive.max_queue)
             archive.start()
+            # Before numbering resumes: items the last run issued but never archived get their fault record.
+            recovered = recover_in_flight(config.archive.path, config.station.id)
+        first_sequence = _next_sequence(config)
+        if config.archive.path is not None:
+            ledger = SequenceLedger(ledger_path(config.archive.path, config.station.id), config.station.lot,
+                                    config.station.id, config.station.operator, bundle.bundle_hash,
+                                    bundle.meta.policy.version, first_sequence)
+            ledger.open()
         settings = PipelineSettings(
             station_id=config.station.id,
             lot=config.station.lot,
@@ -63,7 +74,7 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
             queue_size=config.batching.queue_size,
             pass_sample_every=config.archive.pass_sample_every,
             stop_line_on_archive_failure=config.archive.on_failure == "stop_line",
-            first_sequence=_next_sequence(config),
+            first_sequence=first_sequence,
         )
         gate_output = output
 
@@ -71,9 +82,11 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
             return RejectGate(gate_output, config.gate.transport_delay_ms, config.gate.window_ms, on_outcome=on_outcome)
 
         pipeline = StationPipeline(bundle, backend, source, gate_factory, archive, settings,
-                                   alarm_output=lambda reason: gate_output.set_alarm(True, reason))
+                                   alarm_output=lambda reason: gate_output.set_alarm(True, reason), ledger=ledger)
+        if archive is not None:
+            archive.on_failure = pipeline.archive_failed  # stop the line at once, not at the next item
         metrics_server = serve_metrics(pipeline, config.metrics.host, config.metrics.port) if config.metrics.enabled else None
-        heartbeat = _Heartbeat(output, getattr(config.output, "heartbeat_interval_s", 0.5), pipeline)
+        heartbeat = _Heartbeat(output, getattr(config.output, "heartbeat_interval_s", 0.5), pipeline, ledger)
         heartbeat.start()
         with _StatusLine(pipeline, progress):
             elapsed_s = pipeline.run(limits.duration_s)
@@ -89,10 +102,13 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
         audit = verify_archive(config.archive.path) if config.archive.path is not None else None
         summary = summarise(pipeline, bundle, backend, raw_fps, elapsed_s, archive, unarchived, audit)
         summary["backend_choice"] = backend_choice
+        summary["recovered_in_flight"] = {"lot": recovered[0], "sequences": recovered[1]}
         if latency_png is not None:
             summary["latency_png"] = str(write_latency_histogram(pipeline.tally.latencies_ms, latency_png, config.station.id))
         return summary
     finally:
+        if ledger is not None:
+            ledger.close()
         if output is not None:
             if output.connected:
                 output.set_ready(False)
@@ -193,8 +209,9 @@ def build_output(config: StationConfig) -> ResultOutput:
 class _Heartbeat:
     """Tells the PLC the station is alive; if the station dies, the counter stops and the PLC stops the line."""
 
-    def __init__(self, output: ResultOutput, interval_s: float, pipeline: StationPipeline) -> None:
-        self._output, self._interval_s, self._pipeline = output, interval_s, pipeline
+    def __init__(self, output: ResultOutput, interval_s: float, pipeline: StationPipeline,
+                 ledger: SequenceLedger | None) -> None:
+        self._output, self._interval_s, self._pipeline, self._ledger = output, interval_s, pipeline, ledger
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
 
@@ -210,7 +227,12 @@ class _Heartbeat:
             try:
                 self._output.heartbeat()
             except Exception as exc:  # the gate's reconnect loop restores the link; here we only alarm
-                self._pipeline.raise_alarm(f"heartbeat failed: {exc}")
+                self._pipeline.raise_alarm(f"plc_communication: heartbeat failed: {exc}")
+            if self._ledger is not None:
+                try:
+                    self._ledger.sync()  # bounds what a power cut can hide to one heartbeat period
+                except OSError as exc:
+                    self._pipeline.archive_failed(exc)
 
 
 class _StatusLine:
