@@ -70,6 +70,43 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_export(args: argparse.Namespace) -> int:
+    from training.labeling.catalog import Catalog, build_catalog
+    from training.labeling.export import export_dataset
+    from training.labeling.workspace import open_workspace
+
+    catalog = Catalog.open(open_workspace(args.data, args.workspace))
+    if catalog.count() == 0:
+        build_catalog(catalog, progress=False)
+    summary = export_dataset(catalog, args.out)
+    print(f"exported {summary['images']} labeled images of classes {', '.join(summary['classes'])} to {summary['out']}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- label / users
+
+
+def cmd_label(args: argparse.Namespace) -> int:
+    from training.labeling.app import LabelServerConfig, serve
+    from training.labeling.users import default_users_path
+
+    serve(LabelServerConfig(
+        data=args.data, users=args.users or default_users_path(), archive=args.archive, bundle=args.bundle,
+        workspace=args.workspace, host=args.host, port=args.port, rescan=args.rescan,
+    ))  # fmt: skip
+    return 0
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    from station.archive import utc_now_iso
+    from training.labeling.users import add_user, default_users_path, read_new_password
+
+    path = args.users or default_users_path()
+    entry = add_user(path, args.name, args.role, read_new_password(), args.full_name, utc_now_iso())
+    print(f"added {args.name} ({entry.role.value}) to {path}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- train / eval
 
 
@@ -235,6 +272,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=224, help="image size in px")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_data_synth)
+    p = data.add_parser("export", help="write a training-ready folder-per-class copy with the labels of the labeling tool")
+    p.add_argument("data", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="new folder for the copy")
+    p.add_argument("--workspace", type=Path, help="labeling workspace (default: the one `inspection label DATA` uses)")
+    p.set_defaults(handler=cmd_data_export)
+
+    p = commands.add_parser("label", help="the labeling and review tool for quality engineers (web app, login required)")
+    p.add_argument("data", type=Path, help="dataset folder (may be read-only; nothing is written into it)")
+    p.add_argument("--archive", type=Path, help="station archive to review by exception")
+    p.add_argument("--users", type=Path, help="users file (default: $XDG_DATA_HOME/inspection/users.yaml)")
+    p.add_argument("--bundle", type=Path, help="model bundle for predictions, uncertainty filters and heatmaps")
+    p.add_argument("--workspace", type=Path, help="folder for labels and caches (default: $XDG_DATA_HOME/inspection/labeling/<DATA>-<hash>)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--rescan", action="store_true", help="index DATA again to pick up new images")
+    p.set_defaults(handler=cmd_label)
+
+    users = commands.add_parser("users", help="accounts of the labeling tool").add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    p = users.add_parser("add", help="add a user; the password is read twice from the terminal (or two lines of stdin)")
+    p.add_argument("name")
+    p.add_argument("--role", required=True, choices=("labeler", "reviewer", "admin"))
+    p.add_argument("--full-name", help="printed name for e-signatures (default: NAME)")
+    p.add_argument("--users", type=Path, help="users file (default: $XDG_DATA_HOME/inspection/users.yaml)")
+    p.set_defaults(handler=cmd_users_add)
 
     p = commands.add_parser("train", help="train a classifier and write a sealed model bundle")
     p.add_argument("data", type=Path)

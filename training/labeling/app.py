@@ -1,0 +1,130 @@
+"""The Gradio app of `inspection label`: login, the Label, Review and Users tabs, and the server launch.
+
+Security: every page and API call needs a login (Gradio auth backed by LoginGuard); roles are
+checked again in each action; the server binds 127.0.0.1 unless told otherwise; files are served
+only from DATA, the archive's images and the workspace's caches (Gradio refuses any other path),
+and the users file, the catalog and the access log are blocked explicitly.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from inspection.bundle import load_bundle
+from training.labeling.catalog import Catalog, build_catalog
+from training.labeling.context import AppContext
+from training.labeling.export import ManifestWriter, write_manifest
+from training.labeling.label_tab import KEYBOARD_JS, build_label_tab
+from training.labeling.login_guard import LoginGuard
+from training.labeling.predictions import predict_missing
+from training.labeling.review import ReviewService
+from training.labeling.review_tab import build_review_tab
+from training.labeling.thumbnails import ThumbnailCache
+from training.labeling.users import PERMISSIONS, Permission, load_users
+from training.labeling.workspace import open_workspace
+
+CSS = "#label-image img { image-rendering: auto; } #item-info { font-size: 1.05em; }"
+
+
+@dataclass(frozen=True, slots=True)
+class LabelServerConfig:
+    data: Path
+    users: Path
+    archive: Path | None = None
+    bundle: Path | None = None
+    workspace: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 7860
+    rescan: bool = False
+
+
+def open_context(config: LabelServerConfig, progress: bool = True) -> AppContext:
+    """Everything the app needs, checked before the server starts (bad input fails here, with exit 2)."""
+    load_users(config.users)  # a missing or malformed users file is an error now, not at the first login
+    workspace = open_workspace(config.data, config.workspace)
+    catalog = Catalog.open(workspace)
+    if config.rescan or catalog.count() == 0:
+        build_catalog(catalog, progress=progress)
+    write_manifest(catalog)
+    review = ReviewService(config.archive) if config.archive is not None else None
+    bundle = load_bundle(config.bundle) if config.bundle is not None else None
+    backend = None
+    if bundle is not None:
+        from inspection.backends import open_backend
+
+        backend = open_backend("onnxruntime", bundle)
+    guard = LoginGuard(config.users, workspace.access_log)
+    return AppContext(catalog, guard, ThumbnailCache(workspace.thumbs_dir), ManifestWriter(catalog), review, bundle, backend)
+
+
+def start_predictions(ctx: AppContext) -> threading.Thread | None:
+    if ctx.bundle is None:
+        return None
+    thread = threading.Thread(target=predict_missing, args=(ctx.catalog, ctx.bundle, ctx.backend), name="predictions", daemon=True)
+    thread.start()
+    return thread
+
+
+def build_app(ctx: AppContext) -> gr.Blocks:
+    with gr.Blocks(title="Inspection labeling and review", analytics_enabled=False) as app:
+        with gr.Row():
+            who = gr.Markdown(elem_id="who")
+            gr.Button("Log out", link="/logout", size="sm", scale=0, elem_id="logout")
+        with gr.Tabs():
+            with gr.Tab("Label", id="label"):
+                label_load, label_outputs = build_label_tab(ctx)
+            with gr.Tab("Review", id="review"):
+                review_load, review_outputs = build_review_tab(ctx)
+            with gr.Tab("Users", id="users"):
+                users_table = gr.Dataframe(headers=["user", "role", "full name", "created (UTC)"], interactive=False, elem_id="users-table")
+                gr.Markdown("Add users with `inspection users add NAME --role labeler|reviewer|admin --users USERS.yaml`.")
+
+        def identify(request: gr.Request) -> str:
+            entry = ctx.users().users.get(request.username or "")
+            role = entry.role.value if entry else "unknown"
+            return f"Logged in as **{request.username}** ({role}) · {ctx.catalog.count():,} images · workspace `{ctx.catalog.workspace.root}`"
+
+        def list_users(request: gr.Request) -> list[list[Any]]:
+            users = ctx.users()
+            entry = users.users.get(request.username or "")
+            if entry is None or Permission.USERS not in PERMISSIONS[entry.role]:
+                return [["(only an admin sees the user list)", "", "", ""]]
+            return [[name, u.role.value, u.full_name, u.created_utc] for name, u in sorted(users.users.items())]
+
+        app.load(identify, outputs=[who])
+        app.load(label_load, outputs=label_outputs)
+        if review_outputs:
+            app.load(review_load, outputs=review_outputs)
+        app.load(list_users, outputs=[users_table])
+    return app
+
+
+def launch(ctx: AppContext, host: str, port: int, block: bool = True) -> gr.Blocks:
+    app = build_app(ctx)
+    workspace = ctx.catalog.workspace
+    allowed = [str(workspace.data_root), str(workspace.thumbs_dir), str(workspace.root / "previews"), str(workspace.heatmaps_dir), str(workspace.imports_dir)]
+    if ctx.review is not None:
+        allowed.append(str(ctx.review.archive_root / "images"))
+    blocked = [str(ctx.guard.users_path), str(workspace.catalog_path), str(workspace.access_log), str(workspace.root / "workspace.json")]
+    app.queue(default_concurrency_limit=4)
+    app.launch(
+        server_name=host, server_port=port, auth=ctx.guard.check, auth_message="Inspection labeling: log in with your own account.",
+        allowed_paths=allowed, blocked_paths=blocked, prevent_thread_lock=not block, quiet=True, show_error=False,
+        head=KEYBOARD_JS, css=CSS, footer_links=[], ssr_mode=False, enable_monitoring=False, mcp_server=False,
+    )  # fmt: skip
+    return app
+
+
+def serve(config: LabelServerConfig, progress: bool = True) -> None:
+    ctx = open_context(config, progress=progress)
+    start_predictions(ctx)
+    print(f"labeling tool on http://{config.host}:{config.port} (workspace {ctx.catalog.workspace.root}); Ctrl+C stops it", flush=True)
+    try:
+        launch(ctx, config.host, config.port, block=True)
+    finally:
+        ctx.manifest.close()
