@@ -31,6 +31,7 @@ from inspection.validation import StrictModel, parse_model
 SCHEMA_VERSION = 1
 META_NAME = "bundle.json"
 ONNX_NAME = "model.onnx"
+INT8_ONNX_NAME = "model.int8.onnx"
 WEIGHTS_NAME = "weights.safetensors"
 DATASET_MANIFEST_NAME = "dataset_manifest.jsonl"
 
@@ -47,6 +48,16 @@ class EngineEntry(StrictModel):
     tensorrt_version: str
     precision: str
     max_batch: int
+
+
+class QuantizedModelEntry(StrictModel):
+    """An int8 Q/DQ copy of model.onnx (ONNX Runtime on the CPU; TensorRT builds int8 engines from it)."""
+
+    file: str = INT8_ONNX_NAME
+    method: str  # how it was quantized, e.g. "onnxruntime static QDQ, per-channel"
+    calibration: dict[str, Any]  # images used, their split and dataset hash
+    parity: dict[str, Any]  # against fp32 ONNX Runtime on the validation split
+    parity_overridden: bool = False  # exported although the gate failed (never picked by `auto`)
 
 
 class BundleMeta(StrictModel):
@@ -69,6 +80,7 @@ class BundleMeta(StrictModel):
     versions: dict[str, str] = Field(default_factory=dict)
     source: str = "trained"
     engines: tuple[EngineEntry, ...] = ()
+    int8: QuantizedModelEntry | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +92,10 @@ class Bundle:
     @property
     def onnx_path(self) -> Path:
         return self.path / ONNX_NAME
+
+    @property
+    def int8_onnx_path(self) -> Path | None:
+        return self.path / self.meta.int8.file if self.meta.int8 is not None else None
 
     @property
     def weights_path(self) -> Path | None:
@@ -142,6 +158,22 @@ def ensure_can_create(final: Path, overwrite: bool = False) -> None:
     final = Path(final)
     if final.exists() and any(final.iterdir()) and not overwrite:
         raise OutputExistsError(f"{final} already exists and is not empty. Choose another --out, or pass --overwrite to replace it.")
+
+
+def reseal_with(bundle: Bundle, new_files: dict[str, Path], meta: BundleMeta) -> str:
+    """A new version of a sealed bundle with files added and bundle.json replaced, swapped into place
+    in one rename. Its hash changes: what runs at the station changed, so audit records must say so."""
+    staging = staging_dir_for(bundle.path)
+    try:
+        shutil.copytree(bundle.path, staging, dirs_exist_ok=True)
+        for name, source in new_files.items():
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, staging / name)
+        write_meta(staging, meta)
+        return seal_bundle(staging, bundle.path, overwrite=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def seal_bundle(staging: Path, final: Path, overwrite: bool = False) -> str:

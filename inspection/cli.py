@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from inspection.errors import InspectionError
+from inspection.errors import ConfigError, InspectionError
 
 
 def _print_json(payload: Any) -> None:
@@ -240,6 +240,56 @@ def cmd_audit_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- export / bench
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    if args.tensorrt:
+        from training.tensorrt_export import export_tensorrt
+
+        record = export_tensorrt(args.bundle, args.precision, args.calib, args.max_batch, args.allow_parity_failure,
+                                 progress=not args.json)
+    elif args.precision == "int8":
+        from training.export_int8 import export_int8
+
+        if args.calib is None:
+            raise ConfigError("--precision int8 needs --calib DATA: the images to calibrate on and to check parity with.")
+        record = export_int8(args.bundle, args.calib, args.allow_parity_failure, progress=not args.json)
+    else:
+        raise ConfigError(f"nothing to export: model.onnx already is the {args.precision} model. "
+                          "Pass --tensorrt to build an engine, or --precision int8 --calib DATA for an int8 model.")
+    if args.json:
+        _print_json(record)
+    else:
+        print(f"{args.bundle} resealed (sha256 {record['bundle_hash']})")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from training.bench.machine import machine_slug
+    from training.bench.report import write_results
+    from training.bench.suite import run_suite
+
+    result = run_suite(args.models, args.backends, args.precisions, args.batch_sizes, args.budget_s, args.image_size,
+                       args.threads, args.station_frames, not args.no_training, args.cache, progress=not args.json)
+    out = args.json_out or Path("benchmarks/results") / f"bench_{machine_slug(result['machine'])}_{'-'.join(args.backends)}.json"
+    paths = write_results(result, out, args.compare)
+    if args.json:
+        _print_json(result)
+    else:
+        print("\n".join(str(p) for p in paths))
+    for regression in result.get("regressions", []):
+        print(f"regression: {regression['key']} {regression['before']} -> {regression['now']} images/s", file=sys.stderr)
+    return 0
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in _csv(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of whole numbers, e.g. 1,8,64") from None
+
+
 # ----------------------------------------------------------------------------- demo
 
 
@@ -350,6 +400,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-png", type=Path, help="write a capture-to-decision latency histogram here")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_station_run)
+
+    p = commands.add_parser("export", help="add an int8 model or a TensorRT engine to a bundle (parity-gated)")
+    p.add_argument("bundle", type=Path)
+    p.add_argument("--tensorrt", action="store_true", help="build a TensorRT engine for this GPU (needs tensorrt)")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32")
+    p.add_argument("--calib", type=Path, help="dataset for int8 calibration (train split) and the parity gate (val split)")
+    p.add_argument("--max-batch", type=int, default=64, help="largest batch of the engine's optimization profile")
+    p.add_argument("--allow-parity-failure", action="store_true", help="keep a model that fails its parity gate (recorded)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_export)
+
+    p = commands.add_parser("bench", help="backend, station and training throughput on this machine")
+    p.add_argument("--models", type=_csv, default=("mobilenet_v3_small", "resnet18"))
+    p.add_argument("--backends", type=_csv, default=("onnxruntime", "torch", "tensorrt"))
+    p.add_argument("--precisions", type=_csv, default=("fp32", "fp16", "int8"))
+    p.add_argument("--batch-sizes", type=_ints, default=(1, 8, 64))
+    p.add_argument("--budget-s", type=float, default=120.0, help="seconds for the backend matrix, shared by its rows")
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--threads", type=int, help="CPU threads for the backends (default: the runtime's own)")
+    p.add_argument("--station-frames", type=int, default=3000)
+    p.add_argument("--no-training", action="store_true", help="skip the training-throughput rows")
+    p.add_argument("--cache", type=Path, default=Path("runs/bench"), help="where benchmark bundles are kept")
+    p.add_argument("--compare", type=Path, help="previous result JSON (default: the file being replaced)")
+    p.add_argument("--json-out", type=Path, help="result file (default: benchmarks/results/bench_<machine>_<backends>.json)")
+    p.add_argument("--json", action="store_true", help="print the result JSON on stdout")
+    p.set_defaults(handler=cmd_bench)
 
     audit = commands.add_parser("audit", help="the station archive's audit trail").add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     p = audit.add_parser("verify", help="check the hash chain and every image (exit 1 naming the first bad record)")

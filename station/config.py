@@ -22,7 +22,7 @@ class StationIdentity(StrictModel):
 class BackendSettings(StrictModel):
     kind: Literal["auto", "onnxruntime", "torch"] = "onnxruntime"  # auto: the fastest measured here
     device: Literal["cpu", "cuda"] = "cpu"
-    precision: Literal["fp32", "fp16"] = "fp32"
+    precision: Literal["fp32", "fp16", "int8"] = "fp32"
     threads: int | None = Field(default=None, ge=1, le=256)
 
 

@@ -144,7 +144,8 @@ def open_station_backend(config: StationConfig, bundle: Bundle) -> tuple[Backend
     best: tuple[Backend, float] | None = None
     for kind in kinds:
         try:
-            backend = open_backend(kind, bundle, device=settings.device, threads=settings.threads, precision=settings.precision)
+            options = {"max_batch": batch} if kind != BackendKind.ONNXRUNTIME else {}  # fixed-batch runtimes size their buffers
+            backend = open_backend(kind, bundle, device=settings.device, threads=settings.threads, precision=settings.precision, **options)
         except (BackendError, BackendUnavailableError):
             if settings.kind != "auto":
                 raise

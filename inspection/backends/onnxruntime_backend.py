@@ -1,6 +1,12 @@
-"""ONNX Runtime backend (CPU; CUDA execution provider when asked and present)."""
+"""ONNX Runtime backend (CPU; CUDA execution provider when asked and present).
+
+precision fp32 runs model.onnx; int8 runs the bundle's Q/DQ model.int8.onnx (`inspection export
+--precision int8`). A precision the bundle lacks is an error, never a silent fp32.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -12,11 +18,11 @@ from inspection.errors import BackendError, BackendUnavailableError
 class OnnxRuntimeBackend:
     kind = BackendKind.ONNXRUNTIME
 
-    def __init__(self, bundle: Bundle, device: str = "cpu", threads: int | None = None, precision: str = "fp32") -> None:
+    def __init__(self, bundle: Bundle, device: str = "cpu", threads: int | None = None, precision: str = "fp32",
+                 int8_path: Path | None = None) -> None:
         import onnxruntime as ort
 
-        if precision != "fp32":
-            raise BackendUnavailableError(f"onnxruntime backend runs the bundle's fp32 model; precision '{precision}' is not available.")
+        model_path = _model_for(bundle, precision, int8_path)
 
         providers = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
         if device not in providers:
@@ -30,13 +36,13 @@ class OnnxRuntimeBackend:
             options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         try:
-            self._session = ort.InferenceSession(str(bundle.onnx_path), options, providers=providers[device])
+            self._session = ort.InferenceSession(str(model_path), options, providers=providers[device])
         except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise BackendError(f"onnxruntime cannot load {bundle.onnx_path}: {exc}. Re-export the bundle.") from None
+            raise BackendError(f"onnxruntime cannot load {model_path}: {exc}. Re-export the bundle.") from None
         self._input_name = self._session.get_inputs()[0].name
         self._apply_softmax = bundle.meta.output_kind == OutputKind.LOGITS
         provider = self._session.get_providers()[0]
-        self.description = f"onnxruntime {ort.__version__} {provider}, {threads or 'default'} threads"
+        self.description = f"onnxruntime {ort.__version__} {provider} {precision}, {threads or 'default'} threads"
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         try:
@@ -50,5 +56,20 @@ class OnnxRuntimeBackend:
         self._session = None
 
 
-def open_onnxruntime(bundle: Bundle, device: str = "cpu", threads: int | None = None, precision: str = "fp32") -> OnnxRuntimeBackend:
-    return OnnxRuntimeBackend(bundle, device=device, threads=threads, precision=precision)
+def _model_for(bundle: Bundle, precision: str, int8_path: Path | None) -> Path:
+    if precision == "fp32":
+        return bundle.onnx_path
+    if precision != "int8":
+        raise BackendUnavailableError(f"onnxruntime precision '{precision}' is unknown here; use fp32, or int8 after `inspection export --precision int8`.")
+    if int8_path is not None:  # the export's parity gate, before the file is sealed into the bundle
+        return int8_path
+    if bundle.int8_onnx_path is None:
+        raise BackendUnavailableError(
+            f"bundle {bundle.path} has no int8 model. Run `inspection export {bundle.path} --precision int8 --calib DATA`, or use fp32."
+        )
+    return bundle.int8_onnx_path
+
+
+def open_onnxruntime(bundle: Bundle, device: str = "cpu", threads: int | None = None, precision: str = "fp32",
+                     int8_path: Path | None = None) -> OnnxRuntimeBackend:
+    return OnnxRuntimeBackend(bundle, device=device, threads=threads, precision=precision, int8_path=int8_path)

@@ -1,0 +1,1 @@
+"""`inspection bench`: backend, station and training throughput, with the machine named in every result."""

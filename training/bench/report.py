@@ -1,0 +1,94 @@
+"""Benchmark results as JSON, a Markdown table and a PNG plot; regressions against a previous JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+REGRESSION_FRACTION = 0.10
+
+
+def regressions(current: dict, previous: dict) -> list[dict]:
+    """Rows whose throughput fell by more than 10% against the same key in `previous`."""
+    before = {row["key"]: row for row in previous.get("backends", []) if "images_per_s" in row}
+    found = []
+    for row in current.get("backends", []):
+        old = before.get(row["key"])
+        if old is None or "images_per_s" not in row:
+            continue
+        change = row["images_per_s"] / old["images_per_s"] - 1.0
+        if change < -REGRESSION_FRACTION:
+            found.append({"key": row["key"], "before": old["images_per_s"], "now": row["images_per_s"], "change": round(change, 3)})
+    return found
+
+
+def markdown_table(result: dict) -> str:
+    machine = result["machine"]
+    lines = [
+        f"# Benchmark on {machine['gpu'] or machine['cpu']}",
+        "",
+        f"CPU: {machine['cpu']}; GPU: {machine['gpu'] or 'none'}; driver {machine.get('driver') or '-'}; "
+        f"CUDA {machine.get('cuda') or '-'}; TensorRT {machine['tensorrt'] or 'not installed'}; "
+        f"torch {machine['versions'].get('torch')}; onnxruntime {machine['versions'].get('onnxruntime')}. {result['created_utc']}.",
+        "",
+        "| model | backend | device | precision | batch | images/s | p50 ms | p99 ms | note |",
+        "|---|---|---|---|---:|---:|---:|---:|---|",
+    ]
+    for row in result["backends"]:
+        if "skipped" in row:
+            lines.append(f"| {row['model']} | {row['backend']} | {row['device']} | {row['precision']} | {row['batch_size']} | - | - | - | skipped: {row['skipped']} |")
+        else:
+            lat = row["latency_ms"]
+            lines.append(f"| {row['model']} | {row['backend']} | {row['device']} | {row['precision']} | {row['batch_size']} | "
+                         f"{row['images_per_s']:,.0f} | {lat['p50']:.3f} | {lat['p99']:.3f} | {row['description']} |")
+    if result.get("station"):
+        lines += ["", "| station (synthetic line, unpaced, no archive) | backend | batch | station fps | raw fps | ratio |",
+                  "|---|---|---:|---:|---:|---:|"]
+        for s in result["station"]:
+            lines.append(f"| {s['model']} | {s['backend']} {s['device']} {s['precision']} | {s['max_batch']} | "
+                         f"{s['throughput_fps']:,.0f} | {s['backend_raw_fps']:,.0f} | {s['throughput_vs_raw']:.2f} |")
+    if result.get("training"):
+        lines += ["", "| training | device | batch | loop images/s (augmentation included) | forward+backward images/s |",
+                  "|---|---|---:|---:|---:|"]
+        for t in result["training"]:
+            lines.append(f"| {t['model']} {t['size_px']} px | {t['device']} | {t['batch_size']} | {t['loop_images_per_s']:,.0f} | {t['compute_images_per_s']:,.0f} |")
+    if result.get("regressions"):
+        lines += ["", "Regressions over 10% against the previous result:", ""]
+        lines += [f"- {r['key']}: {r['before']:,.0f} -> {r['now']:,.0f} images/s ({r['change']:+.0%})" for r in result["regressions"]]
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in result["backends"] if "images_per_s" in r]
+    if not rows:
+        return
+    labels = [f"{r['model']}\n{r['backend']} {r['precision']} b{r['batch_size']}" for r in rows]
+    fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(rows)), 4.5))
+    ax.bar(range(len(rows)), [r["images_per_s"] for r in rows], color="#3b6ea5")
+    ax.set_xticks(range(len(rows)), labels, rotation=90, fontsize=7)
+    ax.set_yscale("log")
+    ax.set_ylabel("images/s (log)")
+    ax.set_title(f"backend throughput on {result['machine']['gpu'] or result['machine']['cpu']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_results(result: dict, out_json: Path, previous: Path | None) -> list[Path]:
+    """Write JSON, Markdown and PNG side by side; compare with `previous` (default: the file being replaced)."""
+    out_json = Path(out_json)
+    compare_with = previous if previous is not None else (out_json if out_json.is_file() else None)
+    if compare_with is not None:
+        result["compared_with"] = str(compare_with)
+        result["regressions"] = regressions(result, json.loads(Path(compare_with).read_text(encoding="utf-8")))
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    md, png = out_json.with_suffix(".md"), out_json.with_suffix(".png")
+    md.write_text(markdown_table(result), encoding="utf-8")
+    plot(result, png)
+    return [out_json, md, png]
