@@ -35,6 +35,7 @@ from station.signalling import GateEvent, ItemResult, RejectGate
 from station.sources import Frame, FrameSource, SourceExhausted
 
 _STOP = object()
+UNUSABLE_FRAME_ALARM = "camera: unusable frames (lost, corrupt or incomplete); those items are faults, see their records"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +105,7 @@ class StationPipeline:
         self._finished = 0
         self._passes_seen = 0
         self._source_alarms_seen = 0
+        self._frame_shape: tuple[int, ...] | None = None  # of the first frame, for sources with a fixed resolution
         self.tally = PipelineTally()
         self.backlog: list[ItemRecord] = []
         self.gate: RejectGate = gate_factory(self._on_gate_event)
@@ -158,13 +160,21 @@ class StationPipeline:
             self.gate.track(sequence, frame.trigger_time_s)
             if frame.image is None:
                 self.tally.corrupt_frames += 1
+                self.raise_alarm(UNUSABLE_FRAME_ALARM)  # one text, so a burst of bad frames alarms once
                 self._resolve(sequence, item, fault(f"no usable frame: {frame.error}"), None)
+                continue
+            changed = self._resolution_change(frame.image.shape)
+            if changed:
+                self.tally.corrupt_frames += 1
+                self.raise_alarm(f"camera: {changed}")
+                self._resolve(sequence, item, fault(changed), None)
                 continue
             started = time.perf_counter()
             try:
                 item.prepared = prepare(frame.image, self._spec)
             except CorruptImageError as exc:
                 self.tally.corrupt_frames += 1
+                self.raise_alarm(UNUSABLE_FRAME_ALARM)
                 self._resolve(sequence, item, fault(f"corrupt frame: {exc}"), None)
                 continue
             self.tally.stage_ms["prepare"].append((time.perf_counter() - started) * 1000)
@@ -178,6 +188,17 @@ class StationPipeline:
                 self.tally.overruns += 1
                 self.raise_alarm("decision_timeout: overrun, frames arrive faster than the backend decides them")
                 self._resolve(sequence, item, fault("overrun: inference queue full"), None)
+
+    def _resolution_change(self, shape: tuple[int, ...]) -> str | None:
+        """A camera that suddenly delivers another size or colour was reconfigured or replaced: the model
+        was not validated on what it now sees, so those items are faults (a folder replay may mix sizes)."""
+        if not getattr(self._source, "fixed_resolution", False):
+            return None
+        if self._frame_shape is None:
+            self._frame_shape = shape
+        if shape == self._frame_shape:
+            return None
+        return f"resolution changed: frame is {_describe(shape)} but the line delivered {_describe(self._frame_shape)}"
 
     def _take_source_alarms(self) -> None:
         """A camera reports items it missed (block-id gaps, a reconnect): alarm, and count them."""
@@ -334,3 +355,8 @@ class StationPipeline:
                 self._alarm_output(reason)
             except Exception:  # a lost PLC is handled by the gate's reconnect; the alarm is recorded above
                 pass
+
+
+def _describe(shape: tuple[int, ...]) -> str:
+    channels = shape[2] if len(shape) == 3 else 1
+    return f"{shape[1]}x{shape[0]} px, {channels} channel(s)"

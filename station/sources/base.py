@@ -27,6 +27,9 @@ class FrameSource(Protocol):
     # True when frames come at the line's pace (a camera, a replay with a rate): a full inference
     # queue is then an overrun fault. False for replay as fast as possible: the station sets the pace.
     paced: bool
+    # Optional (default False): True for a camera, whose frames all have one size; a frame of another
+    # size or channel count is then a fault and an alarm (the camera was reconfigured or swapped).
+    fixed_resolution: bool
 
     def open(self) -> None: ...
 

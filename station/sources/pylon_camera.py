@@ -40,6 +40,7 @@ class PylonCameraSource:
     """One pylon camera, configured from the station config every time it (re)connects."""
 
     paced = True
+    fixed_resolution = True
 
     def __init__(self, settings: PylonSourceSettings, frames: int | None = None, *,
                  pixel_format: str | None = None, reconnect_max_wait_s: float = 10.0) -> None:

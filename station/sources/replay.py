@@ -18,6 +18,8 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".m4v"})
 class FolderReplaySource:
     """Every image file below a folder, sorted by relative path; a corrupt file becomes a faulted frame."""
 
+    fixed_resolution = False  # a folder of dataset images may mix sizes on purpose
+
     def __init__(self, folder: Path, rate_hz: float | None = None, frames: int | None = None, loop: bool = False) -> None:
         self._folder = Path(folder)
         self._pacer = Pacer(rate_hz)
@@ -57,6 +59,8 @@ class FolderReplaySource:
 
 class VideoCaptureSource:
     """OpenCV VideoCapture: a video file, a USB camera index or a stream URL (RTSP, HTTP)."""
+
+    fixed_resolution = True
 
     def __init__(self, target: str | int, rate_hz: float | None = None, frames: int | None = None) -> None:
         self._target = target

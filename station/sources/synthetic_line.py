@@ -18,6 +18,8 @@ from station.sources.pacing import Pacer
 
 
 class SyntheticLineSource:
+    fixed_resolution = True
+
     def __init__(
         self,
         rate_hz: float | None = None,
