@@ -12,7 +12,8 @@ from inspection.bundle import INT8_ONNX_NAME, Bundle, QuantizedModelEntry, load_
 from inspection.errors import DataError
 from training.dataset_index import index_dataset
 from training.evaluate import infer_probabilities, label_indices, load_prepared
-from training.quantize import METHOD, int8_parity_record, quantize_qdq, require_int8_parity
+from training.precision_gate import precision_parity_record, require_precision_parity
+from training.quantize import METHOD, quantize_qdq
 
 MAX_CALIBRATION_IMAGES = 256
 
@@ -37,8 +38,8 @@ def export_int8(bundle_path: Path, calib_root: Path, allow_parity_failure: bool 
         fp32 = infer_probabilities(open_backend("onnxruntime", bundle), check_images, spec)
         int8_backend = open_backend("onnxruntime", bundle, precision="int8", int8_path=int8_path)
         int8 = infer_probabilities(int8_backend, check_images, spec)
-        parity = int8_parity_record(fp32, int8, labels, check_split)
-        require_int8_parity(parity, allow_parity_failure)
+        parity = precision_parity_record(fp32, int8, labels, check_split, "onnxruntime int8 (QDQ)")
+        require_precision_parity(parity, allow_parity_failure)
         entry = QuantizedModelEntry(
             method=METHOD,
             calibration={"images": len(calibration_entries), "split": "train", "dataset_hash": index.dataset_hash},

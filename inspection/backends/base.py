@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 class BackendKind(StrEnum):
     ONNXRUNTIME = "onnxruntime"
     TORCH = "torch"
+    TENSORRT = "tensorrt"
 
 
 class Backend(Protocol):
@@ -37,6 +38,7 @@ class Backend(Protocol):
 BACKENDS: dict[BackendKind, str] = {
     BackendKind.ONNXRUNTIME: "inspection.backends.onnxruntime_backend:open_onnxruntime",
     BackendKind.TORCH: "inspection.backends.torch_backend:open_torch",
+    BackendKind.TENSORRT: "inspection.backends.tensorrt_backend:open_tensorrt",
 }
 
 

@@ -60,6 +60,10 @@ class TorchBackend:
             raise BackendUnavailableError("torch backend: fp16 needs device 'cuda'; on the CPU use fp32.")
         if threads is not None:
             torch.set_num_threads(threads)
+        if device == "cuda" and precision == "fp32":
+            # cuDNN convolutions default to TF32 on Ampere and newer: fp32 asked means fp32 computed.
+            torch.backends.cudnn.allow_tf32 = False
+            torch.backends.cuda.matmul.allow_tf32 = False
         backbone = torchvision.models.get_model(meta.architecture, weights=None, num_classes=len(meta.class_names))
         try:
             backbone.load_state_dict(load_file(str(bundle.weights_path)))

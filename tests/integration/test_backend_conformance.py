@@ -20,6 +20,8 @@ def frames(tiny_bundle):
 def test_backend_matches_onnxruntime(tiny_bundle, frames, kind):
     bundle = load_bundle(tiny_bundle)
     reference = open_backend("onnxruntime", bundle).infer(frames)
+    if kind is BackendKind.TENSORRT:
+        pytest.skip("TensorRT engines are per GPU and built by `inspection export --tensorrt` (tests/integration/test_tensorrt.py)")
     backend = open_backend(kind.value, bundle)
     try:
         probabilities = backend.infer(frames)
