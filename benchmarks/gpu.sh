@@ -3,7 +3,7 @@
 # Writes everything under $OUT within about 8 minutes:
 #   gpu_tests.log        the GPU tests (torch CUDA backend and CUDA graphs against ONNX Runtime)
 #   bench_gpu.{json,md,png}   inspection bench: torch CUDA (and TensorRT) x precision x batch, station ratio, training
-#   recipe_probe.jsonl   training-recipe probes on the synthetic set (PROBE_EPOCHS, default 30; 0 skips)
+#   recipe_probe.jsonl   training-recipe probes on the synthetic set (PROBE_EPOCHS, default 20; 0 skips)
 # Python packages the machine lacks travel as wheels in .whl/ (see benchmarks/README.md).
 set -uo pipefail
 out="${OUT:-/tmp/gpu-out}"; mkdir -p "$out"
@@ -15,12 +15,12 @@ else
 fi
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
-timeout 150 python3 -m pytest -q -p no:cacheprovider -m gpu tests 2>&1 | tail -n 30 | tee "$out/gpu_tests.log"
-timeout 300 python3 -m inspection.cli bench --models resnet18,mobilenet_v3_small --backends torch,tensorrt \
+timeout 100 python3 -m pytest -q -p no:cacheprovider tests/integration/test_gpu_backends.py tests/integration/test_backend_conformance.py 2>&1 | tail -n 30 | tee "$out/gpu_tests.log"
+timeout 250 python3 -m inspection.cli bench --models resnet18,mobilenet_v3_small --backends torch,tensorrt \
     --precisions fp32,fp16,int8 --batch-sizes 1,8,64,256 --budget-s "${BENCH_BUDGET_S:-100}" --station-frames 20000 \
     --cache /tmp/bench-cache --json-out "$out/bench_gpu.json" 2>&1 | tail -n 5
 cat "$out/bench_gpu.md" 2>/dev/null
-if [ "${PROBE_EPOCHS:-30}" -gt 0 ]; then
+if [ "${PROBE_EPOCHS:-20}" -gt 0 ]; then
     python3 -m inspection.cli data synth /tmp/syn300 --count 300 --seed 1 --json > /dev/null || exit 1
-    timeout 240 python3 benchmarks/gpu_recipe_probe.py /tmp/syn300 "$out/recipe_probe.jsonl" "${PROBE_EPOCHS:-30}" | cut -c1-400
+    timeout 160 python3 benchmarks/gpu_recipe_probe.py /tmp/syn300 "$out/recipe_probe.jsonl" "${PROBE_EPOCHS:-20}" | cut -c1-400
 fi

@@ -35,7 +35,7 @@ def graph_batch_sizes(max_batch: int) -> tuple[int, ...]:
     return tuple(sizes)
 
 
-@dataclass
+@dataclass(eq=False)
 class _Slot:
     host_in: Any  # pinned uint8 (max_batch, H, W, C)
     device_in: Any  # uint8 on the GPU, the graphs' static input
@@ -93,14 +93,15 @@ class CudaGraphRunner:
     def _submit(self, batch: np.ndarray) -> _Slot:
         torch = self._torch
         rows = len(batch)
-        slot = self._slots[self._next_slot]
-        self._next_slot = 1 - self._next_slot
+        number = self._next_slot
+        slot = self._slots[number]
+        self._next_slot = 1 - number
         slot.done.synchronize()  # the slot's previous batch has been read back
         slot.host_in[:rows].numpy()[...] = batch
         with torch.cuda.stream(self._copy):
             slot.device_in[:rows].copy_(slot.host_in[:rows], non_blocking=True)
             slot.uploaded.record(self._copy)
-        graph, output = self._graphs[self._slots.index(slot)][self._graph_for(rows)]
+        graph, output = self._graphs[number][self._graph_for(rows)]
         self._compute.wait_event(slot.uploaded)
         with torch.cuda.stream(self._compute):
             graph.replay()
