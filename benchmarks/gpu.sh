@@ -17,7 +17,7 @@ export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
 timeout 100 python3 -m pytest -q -p no:cacheprovider tests/integration/test_gpu_backends.py tests/integration/test_backend_conformance.py 2>&1 | tail -n 30 | tee "$out/gpu_tests.log"
 timeout 250 python3 -m inspection.cli bench --models resnet18,mobilenet_v3_small --backends torch,tensorrt \
-    --precisions fp32,fp16,int8 --batch-sizes 1,8,64,256 --budget-s "${BENCH_BUDGET_S:-100}" --station-frames 20000 \
+    --precisions fp32,fp16 --batch-sizes 1,8,64,256 --budget-s "${BENCH_BUDGET_S:-100}" --station-frames 20000 \
     --cache /tmp/bench-cache --json-out "$out/bench_gpu.json" 2>&1 | tail -n 5
 cat "$out/bench_gpu.md" 2>/dev/null
 if [ "${PROBE_EPOCHS:-20}" -gt 0 ]; then
