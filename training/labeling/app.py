@@ -28,7 +28,7 @@ from training.labeling.thumbnails import ThumbnailCache
 from training.labeling.users import PERMISSIONS, Permission, load_users
 from training.labeling.workspace import open_workspace
 
-CSS = "#label-image img { image-rendering: auto; } #item-info { font-size: 1.05em; }"
+CSS = "#label-image img { width: 100%; height: 100%; object-fit: contain; } #item-info { font-size: 1.05em; }"
 
 
 @dataclass(frozen=True, slots=True)

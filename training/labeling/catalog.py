@@ -36,7 +36,7 @@ CREATE INDEX IF NOT EXISTS items_sha ON items(sha256);
 CREATE TABLE IF NOT EXISTS classes (name TEXT PRIMARY KEY, position INTEGER NOT NULL, added_by TEXT NOT NULL, added_utc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS label_history (
     id INTEGER PRIMARY KEY, item_id INTEGER NOT NULL, path TEXT NOT NULL, sha256 TEXT NOT NULL, user TEXT NOT NULL,
-    utc TEXT NOT NULL, old_label TEXT, new_label TEXT NOT NULL, action TEXT NOT NULL, reason TEXT);
+    utc TEXT NOT NULL, old_label TEXT, new_label TEXT, action TEXT NOT NULL, reason TEXT);
 CREATE INDEX IF NOT EXISTS history_item ON label_history(item_id);
 CREATE TRIGGER IF NOT EXISTS label_history_no_update BEFORE UPDATE ON label_history
     BEGIN SELECT RAISE(ABORT, 'label_history is append-only'); END;
@@ -191,8 +191,6 @@ class Catalog:
             item = self.item(item_id)
             if item.label != new_label:
                 raise LabelingError(f"{item.path} is now labeled {item.label!r}, changed since; undo refused. Label it again instead.")
-            if old_label is None:
-                raise LabelingError(f"{item.path} had no label before; choose a class instead of undoing.")
             return self._set_label(item, old_label, user, "undo", f"undo of change {history_id} by {by}")
 
     def store_predictions(self, bundle_hash: str, rows: Sequence[tuple[str, str, float, float]]) -> None:
@@ -202,11 +200,11 @@ class Catalog:
                 [(sha, bundle_hash, predicted, confidence, uncertainty) for sha, predicted, confidence, uncertainty in rows],
             )
 
-    def _set_label(self, item: Item, new_label: str, user: str, action: str, reason: str | None) -> int:
+    def _set_label(self, item: Item, new_label: str | None, user: str, action: str, reason: str | None) -> int:
         self._db.execute("UPDATE items SET label=?, labeled_by=? WHERE id=?", (new_label, user, item.id))
         return self._append_history(item.id, item.path, item.sha256, user, item.label, new_label, action, reason)
 
-    def _append_history(self, item_id: int, path: str, sha: str, user: str, old: str | None, new: str, action: str, reason: str | None) -> int:
+    def _append_history(self, item_id: int, path: str, sha: str, user: str, old: str | None, new: str | None, action: str, reason: str | None) -> int:
         cursor = self._db.execute(
             "INSERT INTO label_history (item_id, path, sha256, user, utc, old_label, new_label, action, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (item_id, path, sha, user, utc_now_iso(), old, new, action, reason),

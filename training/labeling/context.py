@@ -30,7 +30,7 @@ class LabelSession:
     item_filter: ItemFilter
     position: int = 0
     page_offset: int = 0
-    undo: list[int] = field(default_factory=list)  # label_history ids made in this session, newest last
+    undo: list[tuple[int, int]] = field(default_factory=list)  # (label_history id, position then) of this session, newest last
     selection: set[int] = field(default_factory=set)
     shown_page: tuple[int, ...] | None = None  # the grid the browser shows; None forces a redraw
 

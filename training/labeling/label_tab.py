@@ -111,7 +111,7 @@ def build_label_tab(ctx: AppContext) -> Callable[[gr.Request], list[Any]]:
         ]
 
     def handler(action: Callable[..., str | None]) -> Callable[..., list[Any]]:
-        def run(*args: Any, request: gr.Request) -> list[Any]:
+        def run(request: gr.Request, *args: Any) -> list[Any]:
             session = ctx.session(request.session_hash)
             try:
                 message = action(session, request.username, *args) or ""
@@ -143,7 +143,7 @@ def build_label_tab(ctx: AppContext) -> Callable[[gr.Request], list[Any]]:
             if item_id is None or slot > len(classes):
                 return "Nothing to label here."
             changed = ctx.catalog.assign([item_id], classes[slot - 1], user)
-            session.undo.extend(changed)
+            session.undo.extend((history_id, session.position) for history_id in changed)
             ctx.manifest.changed()
             # Move on; when the labeled image left the filter (e.g. "unlabeled"), the next one took its place.
             if item_at(ctx.catalog, session.item_filter, session.position)[0] == item_id:
@@ -156,10 +156,10 @@ def build_label_tab(ctx: AppContext) -> Callable[[gr.Request], list[Any]]:
         ctx.require(user, Permission.LABEL)
         if not session.undo:
             return "Nothing to undo in this session."
-        history_id = session.undo.pop()
+        history_id, position = session.undo.pop()
         ctx.catalog.undo(history_id, user)
         ctx.manifest.changed()
-        session.position = max(0, session.position - 1)
+        session.position = position  # back to the image whose label was undone
         return f"Undid change {history_id}."
 
     def select(session: LabelSession, user: str, event: gr.SelectData) -> None:
@@ -175,7 +175,7 @@ def build_label_tab(ctx: AppContext) -> Callable[[gr.Request], list[Any]]:
         if not session.selection or not name:
             return "Select images and a class first."
         changed = ctx.catalog.assign(sorted(session.selection), name, user, action="bulk")
-        session.undo.extend(changed)
+        session.undo.extend((history_id, session.position) for history_id in changed)
         session.selection.clear()
         ctx.manifest.changed()
         return f"{len(changed)} image(s) → **{name}**"
@@ -206,7 +206,7 @@ def build_label_tab(ctx: AppContext) -> Callable[[gr.Request], list[Any]]:
         button.click(handler(assign_slot(n)), **common)
 
     def on_select(event: gr.SelectData, request: gr.Request) -> list[Any]:
-        return handler(lambda session, user: select(session, user, event))(request=request)
+        return handler(lambda session, user: select(session, user, event))(request)
 
     grid.select(on_select, **common)
     bulk_assign.click(handler(assign_selection), inputs=[bulk_class], **common)

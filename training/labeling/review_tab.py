@@ -77,7 +77,7 @@ def build_review_tab(ctx: AppContext) -> tuple[Callable[[gr.Request], list[Any]]
         ]
 
     def handler(action_fn: Callable[..., str | None]) -> Callable[..., list[Any]]:
-        def run(*args: Any, request: gr.Request) -> list[Any]:
+        def run(request: gr.Request, *args: Any) -> list[Any]:
             selection = ctx.review_selection(request.session_hash)
             try:
                 message = action_fn(selection, request.username, *args) or ""
@@ -127,7 +127,7 @@ def build_review_tab(ctx: AppContext) -> tuple[Callable[[gr.Request], list[Any]]
             if 0 <= event.index < len(with_images):
                 selection.key = with_images[event.index].key
 
-        return handler(pick)(request=request)
+        return handler(pick)(request)
 
     common = dict(outputs=outputs, concurrency_limit=1, concurrency_id="review", show_progress="hidden")
     lot.input(handler(choose_lot), inputs=[lot], **common)
