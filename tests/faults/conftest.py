@@ -34,3 +34,26 @@ def live_pipeline(monkeypatch):
 
     monkeypatch.setattr(runner, "StationPipeline", Observed)
     return built
+
+
+@pytest.fixture(scope="session")
+def passing_bundle(tiny_bundle, tmp_path_factory):
+    """The tiny bundle with a policy under which most items pass (only 'broken' counts as a defect).
+
+    The one-epoch model rejects nearly everything under its own policy, and a test that must see
+    passes (no pass the PLC did not get, crash recovery of passes) would then prove nothing.
+    """
+    import shutil
+
+    from inspection.bundle import read_meta, write_meta
+    from inspection.file_manifest import write_manifest
+
+    root = tmp_path_factory.mktemp("passing") / "bundle"
+    shutil.copytree(tiny_bundle, root)
+    meta = read_meta(root)
+    good = tuple(name for name in meta.class_names if name != "broken")
+    write_meta(root, meta.model_copy(update={"good_classes": good,
+                                             "policy": meta.policy.model_copy(update={"good_classes": good})}))
+    (root / "manifest.sha256").unlink()
+    write_manifest(root)
+    return root
