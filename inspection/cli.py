@@ -218,7 +218,10 @@ def cmd_station_run(args: argparse.Namespace) -> int:
             f"({summary['throughput_vs_raw']:.0%} of the backend's raw {summary['backend_raw_fps']:.0f}/s); "
             f"p99 latency {summary['latency_ms']['p99']:.1f} ms; archived {summary['archived']}; audit verified {summary['audit_verified']}"
         )
-    return 0 if summary["balanced"] and summary["audit_verified"] is not False else 1
+    if summary.get("archive_failure"):
+        # The line was stopped for it: say so in one line, and fail the run (items lack their record).
+        print(f"error: {summary['unarchived']} items have no archive record: {summary['archive_failure']}", file=sys.stderr)
+    return 0 if summary["balanced"] and summary["audit_verified"] is not False and not summary["unarchived"] else 1
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:

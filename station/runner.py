@@ -15,7 +15,7 @@ from inspection.bundle import Bundle, load_bundle
 from inspection.console import stderr_console
 from inspection.errors import BackendError, BackendUnavailableError, BundleError, BundleIntegrityError
 from inspection.preprocess import prepare, to_model_input
-from station.archive import Archive, ArchiveWriter, verify_archive
+from station.archive import Archive, ArchiveError, ArchiveWriter, verify_archive
 from station.archive.store import INDEX_NAME
 from station.config import (
     FolderSourceSettings,
@@ -94,13 +94,25 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
         if metrics_server is not None:
             metrics_server.shutdown()
         source.close()
-        unarchived = 0
+        unarchived: list[int] = []
+        archive_failure = None
         if archive is not None:
-            unarchived = pipeline.flush_backlog()
-            # Everything queued was accepted from the line: wait for all of it (about 20 large PNGs/s).
-            archive.close(timeout_s=max(30.0, archive.queue_depth * 0.2))
+            pipeline.flush_backlog()
+            try:
+                # Everything queued was accepted from the line: wait for all of it (about 20 large PNGs/s).
+                archive.close(timeout_s=max(30.0, archive.queue_depth * 0.2))
+            except ArchiveError as exc:
+                # The line is already stopped; report every item without a record rather than only raising,
+                # and leave their numbers to the next start's recovery (sequence ledger).
+                archive_failure = str(exc)
+            if archive_failure is None and archive.failure is not None:  # e.g. chain_head unwritable after a commit
+                archive_failure = str(archive.failure)
+            unarchived = sorted(r.sequence for r in [*archive.unarchived(), *pipeline.backlog])
         audit = verify_archive(config.archive.path) if config.archive.path is not None else None
-        summary = summarise(pipeline, bundle, backend, raw_fps, elapsed_s, archive, unarchived, audit)
+        summary = summarise(pipeline, bundle, backend, raw_fps, elapsed_s, archive, len(unarchived), audit)
+        if archive_failure is not None:
+            summary["archive_failure"] = archive_failure
+            summary["unarchived_sequences"] = unarchived
         summary["backend_choice"] = backend_choice
         summary["recovered_in_flight"] = {"lot": recovered[0], "sequences": recovered[1]}
         if latency_png is not None:

@@ -105,8 +105,9 @@ def recover_in_flight(archive_root: Path, station_id: str) -> tuple[str, list[in
         missing = list(range(start, state.issued + 1))
         if missing:
             now = utc_now_iso()
-            reason = (f"in flight when the station stopped without a clean shutdown (found at restart {now}): "
-                      "outcome unknown, treated as rejected; capture and decision times are the recovery time")
+            reason = (f"issued but never archived before the station stopped (a crash or an archive failure; "
+                      f"found at restart {now}): outcome unknown, treated as rejected; "
+                      "capture and decision times are the recovery time")
             archive.append_many([
                 ItemRecord(state.lot, state.station, sequence, now, now, None, "fault", None, reason, (), (),
                            state.bundle_hash, state.thresholds_version, state.operator, late=True)
