@@ -12,5 +12,9 @@ Modules, one concept each:
     heatmap      occlusion heatmap of what drove the bundle's decision
     review       review by exception of a lot in the station archive, dispositions, sign-off
     export       the manifest and the training-ready folder-per-class copy
-    app          the Gradio app (imported only by `inspection label`)
+    context      what the event handlers share, and per-session state on the server
+    handlers     action -> Gradio event handler (per-session state in, refusals as messages)
+    label_tab    the Label tab: keyboard labeling, filters, grid, bulk assign
+    review_tab   the Review tab: exceptions, heatmaps, dispositions, sign-off, export
+    app          the Gradio app and server launch (imported only by `inspection label`)
 """

@@ -7,15 +7,14 @@ append to the label history; the manifest is rewritten in the background.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Callable
 
 import gradio as gr
 
-from inspection.errors import InspectionError
 from training.labeling.browse import ANY, UNLABELED, ItemFilter, Order, item_at, page
 from training.labeling.catalog import Item
 from training.labeling.context import AppContext, LabelSession
+from training.labeling.handlers import event_handler
 from training.labeling.predictions import prediction_of
 from training.labeling.thumbnails import ThumbnailCache
 from training.labeling.users import Permission
@@ -111,15 +110,7 @@ def build_label_tab(ctx: AppContext) -> Callable[[gr.Request], list[Any]]:
         ]
 
     def handler(action: Callable[..., str | None]) -> Callable[..., list[Any]]:
-        def run(request: gr.Request, *args: Any) -> list[Any]:
-            session = ctx.session(request.session_hash)
-            try:
-                message = action(session, request.username, *args) or ""
-            except InspectionError as exc:
-                message = f"**Refused:** {exc}"
-            return render(session, message)
-
-        return run
+        return event_handler(ctx.session, render, action)
 
     def on_load(request: gr.Request) -> list[Any]:
         return render(ctx.session(request.session_hash))

@@ -15,6 +15,7 @@ from inspection.errors import InspectionError
 from inspection.image_io import read_image
 from station.archive import APPROVED_MEANING
 from training.labeling.context import AppContext, ReviewSelection
+from training.labeling.handlers import event_handler
 from training.labeling.heatmap import occlusion_heatmap, overlay
 from training.labeling.review import Action, ExceptionItem
 from training.labeling.errors import PermissionDenied
@@ -77,15 +78,7 @@ def build_review_tab(ctx: AppContext) -> tuple[Callable[[gr.Request], list[Any]]
         ]
 
     def handler(action_fn: Callable[..., str | None]) -> Callable[..., list[Any]]:
-        def run(request: gr.Request, *args: Any) -> list[Any]:
-            selection = ctx.review_selection(request.session_hash)
-            try:
-                message = action_fn(selection, request.username, *args) or ""
-            except InspectionError as exc:
-                message = f"**Refused:** {exc}"
-            return render(selection, message)
-
-        return run
+        return event_handler(ctx.review_selection, render, action_fn)
 
     def on_load(request: gr.Request) -> list[Any]:
         return render(ctx.review_selection(request.session_hash))
