@@ -59,18 +59,25 @@ class SequenceLedger:
         self._first = first
 
     def open(self) -> None:
+        # The new run's first line goes in by rename: a crash right here leaves the old ledger or the
+        # new one, never an empty file that would stop every later start.
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
         try:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            self.issue(self._first - 1)
-            os.fsync(self._fd)
+            tmp.write_bytes(self._line(self._first - 1))
+            fd = os.open(tmp, os.O_WRONLY)
+            os.fsync(fd)
+            os.replace(tmp, self.path)
+            self._fd = fd
         except OSError as exc:
             raise ArchiveError(f"cannot write the sequence ledger {self.path} ({exc.strerror or exc}). "
                                "Free space on the archive volume or fix its permissions.") from None
 
     def issue(self, sequence: int) -> None:
         """Called by the capture thread before the item is tracked; raises OSError if the disk refuses."""
-        line = f"{self._head}{sequence:<{_NUMBER_WIDTH}d}}}\n".encode()
-        os.pwrite(self._fd, line, 0)
+        os.pwrite(self._fd, self._line(sequence), 0)
+
+    def _line(self, sequence: int) -> bytes:
+        return f"{self._head}{sequence:<{_NUMBER_WIDTH}d}}}\n".encode()
 
     def sync(self) -> None:
         if self._fd is not None:
