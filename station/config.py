@@ -20,9 +20,10 @@ class StationIdentity(StrictModel):
 
 
 class BackendSettings(StrictModel):
-    kind: Literal["auto", "onnxruntime", "torch"] = "onnxruntime"  # auto: the fastest measured here
+    kind: Literal["auto", "onnxruntime", "torch", "tensorrt"] = "onnxruntime"  # auto: the fastest measured here
     device: Literal["cpu", "cuda"] = "cpu"
-    precision: Literal["fp32", "fp16", "int8"] = "fp32"
+    # auto: the fastest measured of what the device and bundle offer (int8 only with its parity gate passed)
+    precision: Literal["auto", "fp32", "fp16", "int8"] = "fp32"
     threads: int | None = Field(default=None, ge=1, le=256)
 
 

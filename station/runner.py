@@ -146,24 +146,27 @@ def _load_bundle_for_station(config: StationConfig) -> Bundle:
 
 
 def open_station_backend(config: StationConfig, bundle: Bundle) -> tuple[Backend, float, dict]:
-    """Open the configured backend, or with `auto` each available one, keeping the fastest measured.
+    """Open the configured backend and precision, or with `auto` every available one, keeping the
+    fastest measured here: `auto` never picks a slower precision, and never an int8 model whose
+    parity gate was overridden.
 
     Returns the backend, its raw throughput at the station's batch size, and what was compared.
     """
     settings, batch = config.backend, config.batching.max_batch
-    kinds = [settings.kind] if settings.kind != "auto" else [kind.value for kind in BackendKind]
+    candidates = station_backend_candidates(settings.kind, settings.precision, settings.device, bundle)
+    choosing = len(candidates) > 1 or "auto" in (settings.kind, settings.precision)
     measured: dict[str, float] = {}
     best: tuple[Backend, float] | None = None
-    for kind in kinds:
+    for kind, precision in candidates:
         try:
             options = {"max_batch": batch} if kind != BackendKind.ONNXRUNTIME else {}  # fixed-batch runtimes size their buffers
-            backend = open_backend(kind, bundle, device=settings.device, threads=settings.threads, precision=settings.precision, **options)
+            backend = open_backend(kind, bundle, device=settings.device, threads=settings.threads, precision=precision, **options)
         except (BackendError, BackendUnavailableError):
-            if settings.kind != "auto":
+            if not choosing:
                 raise
-            continue  # auto compares what is available here; an explicit kind must open
+            continue  # auto compares what is available here; an explicit choice must open
         fps = measure_raw_fps(backend, bundle, batch)
-        measured[kind] = fps
+        measured[f"{kind}/{precision}"] = fps
         if best is None or fps > best[1]:
             if best is not None:
                 best[0].close()
@@ -172,7 +175,24 @@ def open_station_backend(config: StationConfig, bundle: Bundle) -> tuple[Backend
             backend.close()
     if best is None:
         raise BackendUnavailableError(f"no backend could run {bundle.path} on {settings.device}. Check the backend settings.")
-    return best[0], best[1], {"requested": settings.kind, "raw_fps_by_backend": measured}
+    return best[0], best[1], {"requested": f"{settings.kind}/{settings.precision}", "raw_fps_by_backend": measured}
+
+
+def station_backend_candidates(kind: str, precision: str, device: str, bundle: Bundle) -> list[tuple[str, str]]:
+    """(backend, precision) pairs to try: the one asked for, or for `auto` every one this device and bundle offer."""
+    kinds = [kind] if kind != "auto" else [k.value for k in BackendKind]
+    if precision != "auto":
+        return [(k, precision) for k in kinds]
+    offered = {
+        BackendKind.ONNXRUNTIME: ["fp32"] + (["int8"] if bundle.meta.int8 is not None and not bundle.meta.int8.parity_overridden else []),
+        BackendKind.TORCH: ["fp32", "fp16"] if device == "cuda" else ["fp32"],
+        BackendKind.TENSORRT: sorted({e.precision for e in bundle.meta.engines if not _overridden(bundle, e.precision)}),
+    }
+    return [(k, p) for k in kinds for p in offered[BackendKind(k)]]
+
+
+def _overridden(bundle: Bundle, precision: str) -> bool:
+    return bool(bundle.meta.parity.get(f"tensorrt_{precision}", {}).get("overridden", False))
 
 
 def measure_raw_fps(backend: Backend, bundle: Bundle, batch_size: int, seconds: float = RAW_FPS_SECONDS) -> float:

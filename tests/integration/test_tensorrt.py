@@ -1,0 +1,55 @@
+"""Real TensorRT engines: built, gated, sealed, run, and refused when they do not fit. Skips without TensorRT.
+
+Never run by us so far: no machine we have can install TensorRT (README, "GPU path")."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorrt")
+torch = pytest.importorskip("torch")
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+
+from inspection.backends import open_backend  # noqa: E402
+from inspection.bundle import load_bundle, write_meta  # noqa: E402
+from inspection.errors import BackendUnavailableError, BundleIntegrityError  # noqa: E402
+from training.tensorrt_export import export_tensorrt  # noqa: E402
+
+
+@pytest.fixture()
+def bundle_and_data(tiny_bundle, tmp_path):
+    shutil.copytree(tiny_bundle, tmp_path / "bundle")
+    return tmp_path / "bundle", tiny_bundle.parent / "data"
+
+
+def test_fp16_engine_is_built_gated_sealed_and_matches_onnxruntime(bundle_and_data):
+    bundle_path, data = bundle_and_data
+    record = export_tensorrt(bundle_path, "fp16", data, max_batch=8, allow_parity_failure=True, progress=False)
+    bundle = load_bundle(bundle_path)
+    assert bundle.meta.engines and bundle.meta.engines[0].precision == "fp16"
+    assert (bundle_path / record["engine"]["file"]).is_file()
+    assert "tensorrt_fp16" in bundle.meta.parity
+    assert (bundle_path.parent / "bundle.trt-timing.cache").is_file()
+    frames = np.random.default_rng(0).integers(0, 256, (11, 64, 64, 3), dtype=np.uint8)
+    reference = open_backend("onnxruntime", bundle).infer(frames)
+    backend = open_backend("tensorrt", bundle, device="cuda", precision="fp16")
+    try:
+        assert np.abs(backend.infer(frames) - reference).max() < 1e-2
+    finally:
+        backend.close()
+
+
+def test_an_engine_for_another_tensorrt_version_is_refused(bundle_and_data):
+    bundle_path, data = bundle_and_data
+    export_tensorrt(bundle_path, "fp16", data, max_batch=4, allow_parity_failure=True, progress=False)
+    meta = json.loads((bundle_path / "bundle.json").read_text())
+    meta["engines"][0]["tensorrt_version"] = "0.0.1"
+    bundle = load_bundle(bundle_path)
+    write_meta(bundle_path, bundle.meta.model_validate(meta))
+    with pytest.raises(BundleIntegrityError):  # an edited bundle.json fails the manifest first
+        load_bundle(bundle_path)
+    edited = bundle.__class__(bundle.path, bundle.meta.model_validate(meta), bundle.bundle_hash)
+    with pytest.raises(BackendUnavailableError, match="--tensorrt --precision fp16"):
+        open_backend("tensorrt", edited, device="cuda", precision="fp16")

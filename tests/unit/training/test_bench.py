@@ -1,0 +1,56 @@
+"""The benchmark suite's bookkeeping: which rows run, regressions flagged, results written with the machine."""
+
+import json
+
+import pytest
+
+from inspection.errors import ConfigError
+from training.bench.report import markdown_table, regressions, write_results
+from training.bench.suite import combinations
+
+MACHINE = {"cpu": "Test CPU, 2 cores", "gpu": None, "tensorrt": None, "versions": {"torch": "x", "onnxruntime": "y"}}
+
+
+def row(key_model="m", backend="onnxruntime", precision="fp32", batch=1, images_per_s=100.0):
+    return {"key": f"{key_model}/{backend}/cpu/{precision}/b{batch}", "model": key_model, "backend": backend, "device": "cpu",
+            "precision": precision, "batch_size": batch, "images_per_s": images_per_s,
+            "latency_ms": {"p50": 1.0, "p99": 2.0, "calls": 10}, "description": "d"}
+
+
+def test_cpu_machine_gets_no_gpu_rows_and_no_cpu_fp16():
+    combos = combinations(["m"], ["onnxruntime", "torch", "tensorrt"], ["fp32", "fp16", "int8"], [1, 8], cuda=False)
+    keys = {c.key() for c in combos}
+    assert "m/onnxruntime/cpu/int8/b8" in keys and "m/torch/cpu/fp32/b1" in keys
+    assert not any("torch/cuda" in k or "torch/cpu/fp16" in k for k in keys)
+    assert "m/tensorrt/cuda/fp16/b1" in keys  # measured as a row that says why it was skipped
+
+
+def test_gpu_machine_measures_torch_on_the_gpu():
+    keys = {c.key() for c in combinations(["m"], ["torch"], ["fp32", "fp16"], [256], cuda=True)}
+    assert keys == {"m/torch/cuda/fp32/b256", "m/torch/cuda/fp16/b256"}
+
+
+def test_unknown_backend_is_an_error():
+    with pytest.raises(ConfigError, match="unknown backend"):
+        combinations(["m"], ["openvino"], ["fp32"], [1], cuda=False)
+
+
+def test_drops_over_ten_percent_are_regressions_and_skipped_rows_are_not():
+    previous = {"backends": [row(images_per_s=100.0), row(batch=8, images_per_s=100.0), row(batch=64, images_per_s=50.0)]}
+    current = {"backends": [row(images_per_s=89.0), row(batch=8, images_per_s=91.0),
+                            {"key": "m/onnxruntime/cpu/fp32/b64", "skipped": "no GPU"}]}
+    found = regressions(current, previous)
+    assert [r["key"] for r in found] == ["m/onnxruntime/cpu/fp32/b1"] and found[0]["change"] == pytest.approx(-0.11)
+
+
+def test_results_are_written_as_json_markdown_and_png_and_compared_with_the_file_they_replace(tmp_path):
+    out = tmp_path / "bench.json"
+    first = {"created_utc": "t0", "machine": MACHINE, "backends": [row(images_per_s=100.0)], "station": [], "training": []}
+    write_results(first, out, previous=None)
+    second = {"created_utc": "t1", "machine": MACHINE, "backends": [row(images_per_s=50.0)], "station": [], "training": []}
+    paths = write_results(second, out, previous=None)
+    assert [p.suffix for p in paths] == [".json", ".md", ".png"] and all(p.is_file() for p in paths)
+    saved = json.loads(out.read_text())
+    assert saved["regressions"][0]["change"] == pytest.approx(-0.5)
+    table = markdown_table(saved)
+    assert "Test CPU, 2 cores" in table and "Regressions over 10%" in table
