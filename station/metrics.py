@@ -12,6 +12,8 @@ import numpy as np
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from inspection.errors import ConfigError
+
 LATENCY_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000)
 
 
@@ -59,5 +61,9 @@ def serve_metrics(pipeline, host: str, port: int):
     """Start the /metrics HTTP server in a daemon thread; returns the server (call shutdown())."""
     registry = CollectorRegistry()
     registry.register(PipelineCollector(pipeline))
-    server, _thread = start_http_server(port, addr=host, registry=registry)
+    try:
+        server, _thread = start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        raise ConfigError(f"metrics.port {port} on {host} cannot be opened ({exc.strerror or exc}): another program "
+                          "holds it, or the address is not this machine's. Set metrics.port to a free port.") from None
     return server
