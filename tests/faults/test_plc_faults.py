@@ -67,7 +67,9 @@ def test_plc_killed_and_restarted_mid_run(passing_bundle, tmp_path, monkeypatch,
 
     # The station alarmed with the PLC-communication reason, and re-wrote the alarm after the reboot.
     assert any(a.startswith("plc_communication:") for a in s["alarms"]), s["alarms"]
-    assert server.registers(reg.ALARM, 2) == [1, reg.AlarmReason.PLC_COMMUNICATION]
+    # (On a loaded 2-core machine an item can also miss its 20 ms gate window; that alarm may be the last.)
+    alarm, reason = server.registers(reg.ALARM, 2)
+    assert alarm == 1 and reason in (reg.AlarmReason.PLC_COMMUNICATION, reg.AlarmReason.MISSED_GATE)
     # Fail-safe meanwhile: every result the PLC missed is a fault, counted, never a pass.
     gate = s["gate"]
     assert gate["publish_failures"] > 0 and s["fault"] >= gate["publish_failures"]
@@ -90,4 +92,4 @@ def test_plc_killed_and_restarted_mid_run(passing_bundle, tmp_path, monkeypatch,
     assert all(records[seq]["verdict"] != "pass" for seq, reject in delivered.items() if reject)
     missed = set(records) - set(delivered)
     assert missed and all(records[seq]["verdict"] == "fault" for seq in missed)
-    assert len(missed) == gate["publish_failures"]
+    assert len(missed) == gate["publish_failures"] + gate["missed_gate"]
