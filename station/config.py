@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from inspection.errors import ConfigError
 from inspection.validation import StrictModel, parse_model
@@ -25,6 +25,9 @@ class BackendSettings(StrictModel):
     # auto: the fastest measured of what the device and bundle offer (int8 only with its parity gate passed)
     precision: Literal["auto", "fp32", "fp16", "int8"] = "fp32"
     threads: int | None = Field(default=None, ge=1, le=256)
+    # ONNX Runtime only: let idle worker threads spin. Off by default at a station, where capture and
+    # the reject gate need the cores too (measured: benchmarks/results/station_cpu.json).
+    spin_wait: bool = False
 
 
 class SyntheticSourceSettings(StrictModel):
@@ -35,6 +38,16 @@ class SyntheticSourceSettings(StrictModel):
     width_px: int = Field(default=640, ge=32, le=8192)
     height_px: int = Field(default=480, ge=32, le=8192)
     seed: int = 0
+    product: str = "mixed"  # one product of inspection.synthetic.products for every item, or mixed
+
+    @field_validator("product")
+    @classmethod
+    def _known_product(cls, value: str) -> str:
+        from inspection.synthetic.products import PRODUCT_NAMES
+
+        if value not in PRODUCT_NAMES:
+            raise ValueError(f"unknown product; expected one of {', '.join(PRODUCT_NAMES)}")
+        return value
 
 
 class FolderSourceSettings(StrictModel):

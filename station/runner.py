@@ -159,7 +159,8 @@ def open_station_backend(config: StationConfig, bundle: Bundle) -> tuple[Backend
     best: tuple[Backend, float] | None = None
     for kind, precision in candidates:
         try:
-            options = {"max_batch": batch} if kind != BackendKind.ONNXRUNTIME else {}  # fixed-batch runtimes size their buffers
+            # Fixed-batch runtimes size their buffers; ONNX Runtime's threads share the cores with capture.
+            options = {"spin_wait": settings.spin_wait} if kind == BackendKind.ONNXRUNTIME else {"max_batch": batch}
             backend = open_backend(kind, bundle, device=settings.device, threads=settings.threads, precision=precision, **options)
         except (BackendError, BackendUnavailableError):
             if not choosing:
@@ -214,7 +215,7 @@ def build_source(config: StationConfig, frames: int | None, progress: bool) -> F
         from station.sources.synthetic_line import SyntheticLineSource
 
         return SyntheticLineSource(settings.rate_hz, settings.defect_rate, settings.pool_size, settings.width_px,
-                                   settings.height_px, settings.seed, frames, progress)
+                                   settings.height_px, settings.seed, frames, progress, settings.product)
     if isinstance(settings, FolderSourceSettings):
         from station.sources.replay import FolderReplaySource
 

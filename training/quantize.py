@@ -20,8 +20,10 @@ METHOD = "onnxruntime static QDQ, per-channel int8 weights, uint8 activations, M
 MIN_CALIBRATION_IMAGES = 16
 
 
-def quantize_qdq(fp32_onnx: Path, out: Path, calibration_images: np.ndarray) -> None:
-    """Write the Q/DQ model of `fp32_onnx` to `out`, calibrated on uint8 NHWC model inputs."""
+def quantize_qdq(fp32_onnx: Path, out: Path, calibration_images: np.ndarray, per_channel: bool = True,
+                 op_types_to_quantize: list[str] | None = None) -> None:
+    """Write the Q/DQ model of `fp32_onnx` to `out`, calibrated on uint8 NHWC model inputs.
+    (The options exist for benchmarks/int8_cpu.py, which compares quantization variants.)"""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -42,5 +44,5 @@ def quantize_qdq(fp32_onnx: Path, out: Path, calibration_images: np.ndarray) -> 
         warnings.simplefilter("ignore")  # the quantizer warns about its own pre-processing advice we follow
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32_onnx), str(prepared))
-        quantize_static(str(prepared), str(out), _Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        quantize_static(str(prepared), str(out), _Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, op_types_to_quantize=op_types_to_quantize)

@@ -1,0 +1,101 @@
+"""int8 (ONNX Runtime static QDQ) against fp32 on this CPU, and where mobilenet_v3_small's int8 time goes.
+
+    .venv/bin/python benchmarks/int8_cpu.py [--out benchmarks/results/int8_cpu.json]
+
+For resnet18 and mobilenet_v3_small at 224 px (untrained weights: speed does not depend on their
+values; the parity gate needs a trained model and is measured by `inspection export`): images/s at
+batch 1 and 8 with 2 threads for fp32 and three quantization variants, and an ONNX Runtime profile
+(time per operator type) of fp32 and int8 mobilenet_v3_small.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from inspection.preprocess import prepare
+from inspection.synthetic.render import CLASSES, render_item
+from training.bench.bundles import untrained_bundle
+from training.quantize import quantize_qdq
+from training.versions import library_versions, machine_description
+
+SECONDS = 4.0
+VARIANTS = {
+    "per_channel (the export's choice)": {},
+    "per_tensor": {"per_channel": False},
+    "convolutions only, per_channel": {"op_types_to_quantize": ["Conv", "Gemm"]},
+}
+
+
+def session(path: Path, profile: bool = False) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = 2, 1
+    options.enable_profiling = profile
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def images_per_s(path: Path, batch: np.ndarray) -> float:
+    s = session(path)
+    s.run(None, {"images": batch})
+    calls, started = 0, time.perf_counter()
+    while time.perf_counter() - started < SECONDS:
+        s.run(None, {"images": batch})
+        calls += 1
+    return calls * len(batch) / (time.perf_counter() - started)
+
+
+def op_profile(path: Path, runs: int = 100) -> dict[str, float]:
+    s = session(path, profile=True)
+    frame = np.zeros((1, 224, 224, 3), np.uint8)
+    for _ in range(runs):
+        s.run(None, {"images": frame})
+    profile_file = Path(s.end_profiling())
+    trace = json.loads(profile_file.read_text())
+    profile_file.unlink()
+    per_op: collections.Counter = collections.Counter()
+    for event in trace:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            per_op[event["args"]["op_name"]] += event["dur"] / runs / 1000.0
+    return {op: round(ms, 3) for op, ms in per_op.most_common(12)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/int8_cpu.json"))
+    args = parser.parse_args()
+    result = {"machine": machine_description(), "versions": library_versions(), "threads": 2, "models": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for model in ("resnet18", "mobilenet_v3_small"):
+            bundle = untrained_bundle(model, 224, tmp / model)
+            images = np.stack([prepare(render_item(5, i, CLASSES[i % 7], 320, 240).image, load_spec(bundle)) for i in range(32)])
+            rows = {"fp32": {f"batch_{b}": round(images_per_s(bundle / "model.onnx", images[:b]), 1) for b in (1, 8)}}
+            for name, options in VARIANTS.items():
+                path = tmp / f"{model}-{len(rows)}.onnx"
+                quantize_qdq(bundle / "model.onnx", path, images, **options)
+                rows[name] = {f"batch_{b}": round(images_per_s(path, images[:b]), 1) for b in (1, 8)}
+                if model == "mobilenet_v3_small" and not options:
+                    result["mobilenet_v3_small_profile_ms_per_image"] = {"fp32": op_profile(bundle / "model.onnx"),
+                                                                          "int8": op_profile(path)}
+            for name, speeds in rows.items():
+                speeds["vs_fp32_batch_1"] = round(speeds["batch_1"] / rows["fp32"]["batch_1"], 2)
+            result["models"][model] = rows
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result["models"], indent=1))
+
+
+def load_spec(bundle: Path):
+    from inspection.bundle import load_bundle
+
+    return load_bundle(bundle).meta.input
+
+
+if __name__ == "__main__":
+    main()
