@@ -85,6 +85,9 @@ class BatchingSettings(StrictModel):
     max_batch: int = Field(default=8, ge=1, le=4096)
     max_wait_ms: float = Field(default=2.0, ge=0, le=1000)
     queue_size: int = Field(default=64, ge=1, le=100_000)
+    # Threads that resize frames to the model's input. 1: the capture thread does it (2-core stations:
+    # more threads only compete with inference); a GPU station with spare cores needs several.
+    prepare_threads: int = Field(default=1, ge=1, le=64)
 
 
 class GateSettings(StrictModel):

@@ -18,6 +18,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -49,6 +50,7 @@ class PipelineSettings:
     pass_sample_every: int = 100
     stop_line_on_archive_failure: bool = True
     first_sequence: int = 1  # continues the archive's numbering for this lot and station
+    prepare_threads: int = 1  # 1: the capture thread prepares each frame itself
 
 
 @dataclass(slots=True)
@@ -143,6 +145,19 @@ class StationPipeline:
     # ------------------------------------------------------------------ capture thread (the caller's)
 
     def _capture_loop(self, deadline_s: float | None) -> None:
+        workers = self._settings.prepare_threads
+        # With more than one, preparation (the resize, the costliest per-frame step) runs on a pool and
+        # the capture thread only reads, numbers and tracks; at most 2 frames per worker wait for it.
+        preparers = ThreadPoolExecutor(workers, thread_name_prefix="prepare") if workers > 1 else None
+        slots = threading.BoundedSemaphore(2 * workers)
+        try:
+            self._capture_frames(deadline_s, preparers, slots)
+        finally:
+            if preparers is not None:
+                preparers.shutdown(wait=True)
+
+    def _capture_frames(self, deadline_s: float | None, preparers: ThreadPoolExecutor | None,
+                        slots: threading.BoundedSemaphore) -> None:
         sequence = self._settings.first_sequence - 1
         while not self._stop.is_set() and (deadline_s is None or time.monotonic() < deadline_s):
             try:
@@ -169,25 +184,44 @@ class StationPipeline:
                 self.raise_alarm(f"camera: {changed}")
                 self._resolve(sequence, item, fault(changed), None)
                 continue
-            started = time.perf_counter()
-            try:
-                item.prepared = prepare(frame.image, self._spec)
-            except CorruptImageError as exc:
+            if preparers is None:
+                self._prepare_and_queue(sequence, item)
+            elif slots.acquire(blocking=not self._source.paced):
+                preparers.submit(self._prepare_in_worker, sequence, item, slots)
+            else:
+                self._overrun(sequence, item)
+
+    def _prepare_in_worker(self, sequence: int, item: _InFlight, slots: threading.BoundedSemaphore) -> None:
+        try:
+            self._prepare_and_queue(sequence, item)
+        finally:
+            slots.release()
+
+    def _prepare_and_queue(self, sequence: int, item: _InFlight) -> None:
+        started = time.perf_counter()
+        try:
+            item.prepared = prepare(item.frame.image, self._spec)
+        except CorruptImageError as exc:
+            with self._lock:
                 self.tally.corrupt_frames += 1
-                self.raise_alarm(UNUSABLE_FRAME_ALARM)
-                self._resolve(sequence, item, fault(f"corrupt frame: {exc}"), None)
-                continue
-            self.tally.stage_ms["prepare"].append((time.perf_counter() - started) * 1000)
-            if not self._source.paced:
-                # Replay without a rate: the station sets the pace, so wait for room instead of overrunning.
-                self._queue.put((sequence, item))
-                continue
-            try:
-                self._queue.put_nowait((sequence, item))
-            except queue.Full:
-                self.tally.overruns += 1
-                self.raise_alarm("decision_timeout: overrun, frames arrive faster than the backend decides them")
-                self._resolve(sequence, item, fault("overrun: inference queue full"), None)
+            self.raise_alarm(UNUSABLE_FRAME_ALARM)
+            self._resolve(sequence, item, fault(f"corrupt frame: {exc}"), None)
+            return
+        self.tally.stage_ms["prepare"].append((time.perf_counter() - started) * 1000)
+        if not self._source.paced:
+            # Replay without a rate: the station sets the pace, so wait for room instead of overrunning.
+            self._queue.put((sequence, item))
+            return
+        try:
+            self._queue.put_nowait((sequence, item))
+        except queue.Full:
+            self._overrun(sequence, item)
+
+    def _overrun(self, sequence: int, item: _InFlight) -> None:
+        with self._lock:
+            self.tally.overruns += 1
+        self.raise_alarm("decision_timeout: overrun, frames arrive faster than the backend decides them")
+        self._resolve(sequence, item, fault("overrun: inference queue full"), None)
 
     def _resolution_change(self, shape: tuple[int, ...]) -> str | None:
         """A camera that suddenly delivers another size or colour was reconfigured or replaced: the model

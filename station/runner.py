@@ -75,6 +75,7 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
             pass_sample_every=config.archive.pass_sample_every,
             stop_line_on_archive_failure=config.archive.on_failure == "stop_line",
             first_sequence=first_sequence,
+            prepare_threads=config.batching.prepare_threads,
         )
         gate_output = output
 

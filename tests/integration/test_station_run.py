@@ -230,3 +230,21 @@ def test_metrics_endpoint_serves_counts_on_localhost(tiny_bundle, tmp_path):
     text = scraped[0]
     assert "inspection_frames_total" in text and 'inspection_verdicts_total{verdict="pass"}' in text
     assert "inspection_latency_ms_bucket" in text and 'inspection_queue_depth{queue="inference"}' in text
+
+
+@pytest.mark.parametrize("rate_hz", [None, 300.0])
+def test_a_pool_of_preparers_keeps_one_outcome_per_item_in_sequence(tiny_bundle, tmp_path, rate_hz):
+    config = load_station_config(write_config(
+        tmp_path / "s.yaml", bundle=str(tiny_bundle), station={"lot": "LP"},
+        source={"kind": "synthetic", "rate_hz": rate_hz, "defect_rate": 0.3, "pool_size": 16, "width_px": 160, "height_px": 120},
+        batching={"max_batch": 4, "prepare_threads": 3},
+        archive={"path": str(tmp_path / "archive"), "pass_sample_every": 1},
+    ))
+    s = run_station(config, RunLimits(frames=150), progress=False)
+    assert s["frames"] == 150 == s["passed"] + s["rejected"] + s["uncertain"] + s["fault"]
+    assert s["audit_verified"] is True
+    with Archive.open(tmp_path / "archive", create=False) as archive:
+        records = list(archive.records("LP"))
+    assert [r["sequence"] for r in records] == list(range(1, 151))
+    if rate_hz is None:
+        assert s["fault"] == 0  # unpaced replay waits for room: nothing overruns

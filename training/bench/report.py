@@ -42,10 +42,10 @@ def markdown_table(result: dict) -> str:
             lines.append(f"| {row['model']} | {row['backend']} | {row['device']} | {row['precision']} | {row['batch_size']} | "
                          f"{row['images_per_s']:,.0f} | {lat['p50']:.3f} | {lat['p99']:.3f} | {row['description']} |")
     if result.get("station"):
-        lines += ["", "| station (synthetic line, unpaced, no archive) | backend | batch | station fps | raw fps | ratio |",
-                  "|---|---|---:|---:|---:|---:|"]
+        lines += ["", "| station (synthetic line, unpaced, no archive) | backend | batch | prepare threads | station fps | raw fps | ratio |",
+                  "|---|---|---:|---:|---:|---:|---:|"]
         for s in result["station"]:
-            lines.append(f"| {s['model']} | {s['backend']} {s['device']} {s['precision']} | {s['max_batch']} | "
+            lines.append(f"| {s['model']} | {s['backend']} {s['device']} {s['precision']} | {s['max_batch']} | {s.get('prepare_threads', 1)} | "
                          f"{s['throughput_fps']:,.0f} | {s['backend_raw_fps']:,.0f} | {s['throughput_vs_raw']:.2f} |")
     if result.get("training"):
         lines += ["", "| training | device | batch | loop images/s (augmentation included) | forward+backward images/s |",

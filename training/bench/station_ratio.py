@@ -9,17 +9,18 @@ from station.runner import RunLimits, run_station
 
 
 def measure_station(bundle: Path, backend: str, device: str, precision: str, max_batch: int, frames: int,
-                    threads: int | None) -> dict:
+                    threads: int | None, prepare_threads: int = 1) -> dict:
     config = StationConfig.model_validate({
         "bundle": bundle,
         "backend": {"kind": backend, "device": device, "precision": precision, "threads": threads},
         "source": {"kind": "synthetic", "defect_rate": 0.02, "seed": 11},
-        "batching": {"max_batch": max_batch, "queue_size": max(64, 4 * max_batch)},
+        "batching": {"max_batch": max_batch, "queue_size": max(64, 4 * max_batch), "prepare_threads": prepare_threads},
     })
     summary = run_station(config, RunLimits(frames=frames), progress=False)
     return {
         "backend": backend, "device": device, "precision": precision, "max_batch": max_batch, "frames": summary["frames"],
         "throughput_fps": summary["throughput_fps"], "backend_raw_fps": summary["backend_raw_fps"],
         "throughput_vs_raw": summary["throughput_vs_raw"], "latency_ms": summary["latency_ms"],
-        "mean_batch_size": summary.get("mean_batch_size"), "description": summary["backend"],
+        "mean_batch_size": summary.get("mean_batch_size"), "prepare_threads": prepare_threads,
+        "description": summary["backend"],
     }

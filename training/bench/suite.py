@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -79,7 +80,10 @@ def run_suite(models, backends, precisions, batch_sizes, budget_s: float, size_p
             backend, device, precision = ("torch", "cuda", "fp16") if cuda else ("onnxruntime", "cpu", "fp32")
             batch = 64 if cuda else 8
             bar.update(task, description=f"station {model}")
-            stations.append(dict(measure_station(path, backend, device, precision, batch, station_frames, threads), model=model))
+            # A GPU station has cores to spare for resizing frames; a CPU station's cores run the model.
+            prepare_threads = max(1, min(8, (os.cpu_count() or 2) - 4)) if cuda else 1
+            stations.append(dict(measure_station(path, backend, device, precision, batch, station_frames, threads,
+                                                 prepare_threads), model=model))
             bar.advance(task)
             if training:
                 bar.update(task, description=f"training {model}")
