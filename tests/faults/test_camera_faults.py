@@ -8,21 +8,20 @@ through the CLI, and pylon's camera emulator (PYLON_CAMEMU) driven from a second
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
 import station.runner as runner
-from station.archive import Archive, verify_archive
+from station.archive import Archive
 from station.config import load_station_config
 from station.pipeline import UNUSABLE_FRAME_ALARM
 from station.runner import RunLimits, run_station
 from helpers.faults import archived_sequences, cli, write_config
+from helpers.pylon import emulator_present
 
 WIDTH_PX, HEIGHT_PX = 64, 48
 
@@ -66,19 +65,12 @@ def test_replayed_corrupt_truncated_empty_and_tiny_frames_are_faults(tiny_bundle
 
 # ---------------------------------------------------------------------------------------------- pylon
 
-pypylon = pytest.importorskip("pypylon", reason="pypylon is not installed")
-from pypylon import pylon  # noqa: E402
+try:
+    from pypylon import pylon
+except ImportError:  # the replay test above still runs without pypylon
+    pylon = None
 
-
-def _emulator_present() -> bool:
-    if os.environ.get("PYLON_CAMEMU", "0") in ("", "0"):
-        os.environ["PYLON_CAMEMU"] = "1"
-    wanted = pylon.DeviceInfo()
-    wanted.SetDeviceClass("BaslerCamEmu")
-    return len(pylon.TlFactory.GetInstance().EnumerateDevices([wanted])) > 0
-
-
-needs_emulator = pytest.mark.skipif(not _emulator_present(), reason="pylon's camera emulator is missing")
+needs_emulator = pytest.mark.skipif(pylon is None or not emulator_present(), reason="pypylon or its camera emulator is missing")
 
 
 @pytest.fixture
@@ -116,7 +108,8 @@ def camera_station(tiny_bundle, tmp_path, monkeypatch, live_source, live_pipelin
         assert not errors, errors
         assert summary["frames"] == frames and summary["balanced"] and summary["audit_verified"]
         assert archived_sequences(archive, "CAM", "cam-1") == list(range(1, frames + 1))
-        summary["records"] = list(Archive.open(archive, create=False).records("CAM"))
+        with Archive.open(archive, create=False) as opened:
+            summary["records"] = list(opened.records("CAM"))
         summary["source"] = live_source[0]
         return summary
 

@@ -23,8 +23,7 @@ import pytest
 
 from station.archive import Archive, verify_archive
 from station.sequence_ledger import ledger_path, read_ledger
-from station.signalling import register_map as reg
-from helpers.faults import cli, small_line, write_config
+from helpers.faults import cli, delivered_results, small_line, write_config
 from helpers.modbus_server import ModbusTestServer
 
 KILLS_MID_RUN = 20  # the issue asks for at least 20
@@ -37,17 +36,6 @@ LOT, STATION = "CRASH", "st-1"
 STATION_MAIN = ("import sys, station.runner as r; r.RAW_FPS_SECONDS = 0.05; "
                 "from inspection.cli import main; sys.exit(main(sys.argv[1:]))")
 
-
-def delivered_results(server: ModbusTestServer) -> list[tuple[int, int]]:
-    """(sequence, RESULT_REJECT) of every result the PLC could act on (data, then its handshake), in order."""
-    delivered, pending = [], None
-    for write in server.writes:
-        if write.address == reg.RESULT_FIRST:
-            pending = write.values
-        elif write.address == reg.HANDSHAKE_FIRST and pending is not None:
-            delivered.append((reg.join_u32(pending[0], pending[1]), pending[2]))
-            pending = None
-    return delivered
 
 
 def issued_by_running_station(archive: Path, started_after: float) -> int | None:

@@ -14,7 +14,7 @@ from station.archive import Archive
 from station.config import load_station_config
 from station.runner import RunLimits, run_station
 from station.signalling import register_map as reg
-from helpers.faults import small_line, write_config
+from helpers.faults import delivered_results, small_line, write_config
 from helpers.modbus_server import ModbusTestServer
 
 FRAMES = 300
@@ -22,18 +22,6 @@ RATE_HZ = 100.0
 HEARTBEAT_S = 0.05
 OUTAGE_S = 0.6
 
-
-def delivered_results(server: ModbusTestServer) -> dict[int, int]:
-    """sequence -> RESULT_REJECT for every result the PLC could act on: data, then its handshake."""
-    delivered: dict[int, int] = {}
-    pending = None
-    for write in server.writes:
-        if write.address == reg.RESULT_FIRST:
-            pending = write.values
-        elif write.address == reg.HANDSHAKE_FIRST and pending is not None:
-            delivered[reg.join_u32(pending[0], pending[1])] = pending[2]
-            pending = None
-    return delivered
 
 
 def test_plc_killed_and_restarted_mid_run(passing_bundle, tmp_path, monkeypatch, live_pipeline):
@@ -83,7 +71,7 @@ def test_plc_killed_and_restarted_mid_run(passing_bundle, tmp_path, monkeypatch,
     assert max(gaps) >= OUTAGE_S * 0.9
     assert sorted(gaps)[len(gaps) // 2] < 3 * HEARTBEAT_S
     # No item is recorded as passed that the PLC did not get as a pass; every delivered reject is no pass.
-    delivered = delivered_results(server)
+    delivered = dict(delivered_results(server))
     with Archive.open(tmp_path / "arch", create=False) as archive:
         records = {r["sequence"]: r for r in archive.records("PLC1")}
     assert sorted(records) == list(range(1, FRAMES + 1))

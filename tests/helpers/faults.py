@@ -38,3 +38,18 @@ def archived_sequences(root: Path, lot: str, station: str) -> list[int]:
                                          (lot, station))]
     finally:
         db.close()
+
+
+def delivered_results(server) -> list[tuple[int, int]]:
+    """(sequence, RESULT_REJECT) of every result a Modbus test server (the PLC) could act on, in order:
+    the result registers, then the handshake that tells the PLC they are complete."""
+    from station.signalling import register_map as reg
+
+    delivered, pending = [], None
+    for write in server.writes:
+        if write.address == reg.RESULT_FIRST:
+            pending = write.values
+        elif write.address == reg.HANDSHAKE_FIRST and pending is not None:
+            delivered.append((reg.join_u32(pending[0], pending[1]), pending[2]))
+            pending = None
+    return delivered

@@ -19,20 +19,13 @@ from inspection.errors import ConfigError  # noqa: E402
 from station.config import PylonSourceSettings  # noqa: E402
 from station.sources.base import SourceExhausted  # noqa: E402
 from station.sources.pylon_camera import CameraLostError, PylonCameraSource  # noqa: E402
+from helpers.pylon import emulator_present  # noqa: E402
 
 WIDTH_PX, HEIGHT_PX = 64, 48
 COLOUR_RGB = (200, 50, 0)
 
 
-def _emulator_present() -> bool:
-    if os.environ.get("PYLON_CAMEMU", "0") in ("", "0"):  # as PylonCameraSource.open() does
-        os.environ["PYLON_CAMEMU"] = "1"
-    wanted = pylon.DeviceInfo()
-    wanted.SetDeviceClass("BaslerCamEmu")
-    return len(pylon.TlFactory.GetInstance().EnumerateDevices([wanted])) > 0
-
-
-pytestmark = pytest.mark.skipif(not _emulator_present(), reason="pylon's camera emulator transport layer is missing")
+pytestmark = pytest.mark.skipif(not emulator_present(), reason="pylon's camera emulator transport layer is missing")
 
 
 @pytest.fixture
