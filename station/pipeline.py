@@ -25,7 +25,7 @@ import numpy as np
 
 from inspection.backends import Backend
 from inspection.bundle import Bundle
-from inspection.decision import Decision, Verdict, decide, fault
+from inspection.decision import Decision, Verdict, decide_batch, fault
 from inspection.errors import CorruptImageError
 from inspection.preprocess import prepare, to_model_input
 from station.archive import ArchiveWriter, ItemRecord
@@ -277,6 +277,8 @@ class StationPipeline:
         try:
             inputs = to_model_input(np.stack([item.prepared for item in items]), self._spec)
             probabilities = self._backend.infer(inputs)
+            if len(probabilities) != len(items):
+                raise ValueError(f"backend returned {len(probabilities)} rows for {len(items)} frames")
         except Exception as exc:  # a backend failure must fault the items, never pass them
             for sequence, item in zip(sequences, items):
                 self._resolve(sequence, item, fault(f"inference failed: {type(exc).__name__}: {exc}"), None)
@@ -285,8 +287,8 @@ class StationPipeline:
         elapsed_ms = (time.perf_counter() - started) * 1000
         self.tally.stage_ms["infer_per_item"].append(elapsed_ms / len(items))
         self.tally.batch_sizes.append(len(items))
-        for sequence, item, row in zip(sequences, items, probabilities):
-            self._resolve(sequence, item, decide(row, self._policy), row)
+        for sequence, item, row, decision in zip(sequences, items, probabilities, decide_batch(probabilities, self._policy)):
+            self._resolve(sequence, item, decision, row)
 
     def _resolve(self, sequence: int, item: _InFlight, decision: Decision, probabilities: np.ndarray | None) -> None:
         item.decision, item.probabilities, item.decided_utc = decision, probabilities, utc_now_iso()

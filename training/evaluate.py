@@ -11,7 +11,7 @@ import numpy as np
 from inspection.console import progress_bar
 from inspection.backends import Backend, open_backend
 from inspection.bundle import DATASET_MANIFEST_NAME, Bundle, load_bundle
-from inspection.decision import DecisionPolicy, Verdict, decide
+from inspection.decision import DecisionPolicy, Verdict, decide_batch
 from inspection.errors import DataError
 from inspection.image_io import read_image
 from inspection.input_spec import InputSpec
@@ -61,7 +61,7 @@ def infer_probabilities(backend: Backend, prepared: np.ndarray, spec: InputSpec)
 
 
 def decide_all(probabilities: np.ndarray, policy: DecisionPolicy) -> list[Verdict]:
-    return [decide(row, policy).verdict for row in probabilities]
+    return [decision.verdict for decision in decide_batch(probabilities, policy)]
 
 
 def evaluate_probabilities(entries: list[ManifestEntry], y_true: np.ndarray, probabilities: np.ndarray, policy: DecisionPolicy) -> Evaluation:

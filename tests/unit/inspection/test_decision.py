@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from inspection.decision import DecisionPolicy, Verdict, decide, defect_scores, fault
+from inspection.decision import DecisionPolicy, Verdict, decide, decide_batch, defect_scores, fault
 
 CLASSES = ("good", "chipped", "spot")
 
@@ -69,3 +69,24 @@ def test_defect_scores_vectorised_matches_decide():
 def test_policy_rejects_inconsistent_values(overrides, message):
     with pytest.raises(ValueError, match=message):
         policy(**overrides)
+
+
+def test_a_batch_is_decided_exactly_as_row_by_row():
+    policy = DecisionPolicy(class_names=("good", "chip", "crack"), good_classes=("good",), pass_threshold=0.2,
+                            reject_threshold=0.6, defect_class_thresholds={"crack": 0.3})
+    rng = np.random.default_rng(3)
+    rows = rng.dirichlet([1.0, 1.0, 1.0], size=200)
+    rows[5] = [np.nan, 0.5, 0.5]
+    rows[6] = [1.2, -0.1, -0.1]
+    rows[7] = [0.5, 0.2, 0.2]  # does not sum to 1
+    batch = decide_batch(rows, policy)
+    single = [decide(row, policy) for row in rows]  # one row at a time: any mix-up between rows shows
+    assert [(d.verdict, d.defect_class, d.top_class, d.reason) for d in batch] == [
+        (d.verdict, d.defect_class, d.top_class, d.reason) for d in single]
+    assert {d.verdict for d in batch} == {Verdict.PASS, Verdict.REJECT, Verdict.UNCERTAIN, Verdict.FAULT}
+
+
+def test_a_batch_of_the_wrong_width_is_all_faults():
+    policy = DecisionPolicy(class_names=("good", "chip"), good_classes=("good",), pass_threshold=0.5, reject_threshold=0.5)
+    decisions = decide_batch(np.full((3, 3), 1 / 3), policy)
+    assert len(decisions) == 3 and all(d.verdict == Verdict.FAULT for d in decisions)
