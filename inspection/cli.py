@@ -218,6 +218,11 @@ def cmd_station_run(args: argparse.Namespace) -> int:
             f"({summary['throughput_vs_raw']:.0%} of the backend's raw {summary['backend_raw_fps']:.0f}/s); "
             f"p99 latency {summary['latency_ms']['p99']:.1f} ms; archived {summary['archived']}; audit verified {summary['audit_verified']}"
         )
+    recovered = summary.get("recovered_in_flight", {}).get("sequences")
+    if recovered:
+        print(f"warning: {len(recovered)} items of lot {summary['recovered_in_flight']['lot']} (sequences {recovered[0]}.."
+              f"{recovered[-1]}) had no record when the station last stopped; archived as faults, treat them as "
+              "rejected and review the deviation", file=sys.stderr)
     if summary.get("archive_failure"):
         # The line was stopped for it: say so in one line, and fail the run (items lack their record).
         print(f"error: {summary['unarchived']} items have no archive record: {summary['archive_failure']}", file=sys.stderr)
