@@ -84,6 +84,7 @@ def test_disk_full_stops_the_line_and_a_restart_after_cleanup_accounts_for_every
     assert after.returncode == 0, after.stderr
     r = json.loads(after.stdout)
     assert r["recovered_in_flight"] == {"lot": "DF", "sequences": s["unarchived_sequences"]}
+    assert f"warning: {len(s['unarchived_sequences'])} items of lot DF" in after.stderr
     records = _records(archive)
     assert list(records) == list(range(1, s["frames"] + 11))  # every number exactly once
     assert {seq: records[seq] for seq in acknowledged} == acknowledged  # no acknowledged record lost or changed
