@@ -5,12 +5,14 @@ Measures, at 224 px unless told otherwise:
 - render_parallel: rendering only, in one spawned worker per core (what write_dataset can reach);
 - write_dataset: the real thing, PNG encoding and writing included, from the call to the rename;
 - render_640x480_one_core: the station camera stream's frame size.
+All of them for `mixed` (every image a random product); `--product NAME` (repeatable) measures a
+named product of inspection.synthetic.products as well, under "products" in the result.
 
 Each is repeated (--repeats, default 3) and reported as best and median: the development
 machine is shared and single runs swing by tens of percent. The 1-minute load average before and
 after is recorded so a reader can tell a quiet run from a busy one.
 Prints one JSON line and writes benchmarks/results/synth_speed.json.
-Run: python benchmarks/synth_speed.py [--count-per-class 300] [--repeats 3]
+Run: python benchmarks/synth_speed.py [--count-per-class 300] [--repeats 3] [--product NAME ...]
 """
 
 from __future__ import annotations
@@ -45,10 +47,10 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def _render_range(task: tuple[int, int, int, int]) -> int:
-    start, stop, width_px, height_px = task
+def _render_range(task: tuple[int, int, int, int, str]) -> int:
+    start, stop, width_px, height_px, product = task
     for index in range(start, stop):
-        render_item(1, index, CLASSES[index % len(CLASSES)], width_px, height_px)
+        render_item(1, index, CLASSES[index % len(CLASSES)], width_px, height_px, product=product)
     return stop - start
 
 
@@ -59,35 +61,35 @@ def _rates(samples: list[tuple[int, float]]) -> dict:
             "runs": len(rates), "images_per_run": samples[0][0]}
 
 
-def render_one_core(count: int, width_px: int, height_px: int, repeats: int) -> dict:
-    _render_range((0, len(CLASSES), width_px, height_px))  # build the per-process textures first
+def render_one_core(count: int, width_px: int, height_px: int, repeats: int, product: str) -> dict:
+    _render_range((0, len(CLASSES), width_px, height_px, product))  # build the per-process textures first
     samples = []
     for _ in range(repeats):
         started = time.perf_counter()
-        _render_range((0, count, width_px, height_px))
+        _render_range((0, count, width_px, height_px, product))
         samples.append((count, time.perf_counter() - started))
     result = _rates(samples)
     result["ms_per_image_best"] = round(1e3 / result["images_per_s_best"], 2)
     return result
 
 
-def per_class_ms(count: int, size_px: int) -> dict:
+def per_class_ms(count: int, size_px: int, product: str) -> dict:
     timings = {}
     for label in CLASSES:
         started = time.perf_counter()
         for index in range(count):
-            render_item(1, index, label, size_px, size_px)
+            render_item(1, index, label, size_px, size_px, product=product)
         timings[label] = round((time.perf_counter() - started) * 1e3 / count, 2)
     return timings
 
 
-def render_parallel(count: int, size_px: int, workers: int, repeats: int) -> dict:
+def render_parallel(count: int, size_px: int, workers: int, repeats: int, product: str) -> dict:
     chunk = 50
-    tasks = [(start, min(start + chunk, count), size_px, size_px) for start in range(0, count, chunk)]
+    tasks = [(start, min(start + chunk, count), size_px, size_px, product) for start in range(0, count, chunk)]
     context = multiprocessing.get_context("spawn")
     samples = []
     with context.Pool(workers, initializer=_init_worker) as pool:
-        pool.map(_render_range, [(0, 14, size_px, size_px)] * workers)  # start-up and textures, not timed
+        pool.map(_render_range, [(0, 14, size_px, size_px, product)] * workers)  # start-up and textures, not timed
         for _ in range(repeats):
             started = time.perf_counter()
             done = sum(pool.imap_unordered(_render_range, tasks))
@@ -101,14 +103,14 @@ def _cpu_s() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def write_dataset_speed(count_per_class: int, size_px: int, workers: int, repeats: int) -> dict:
+def write_dataset_speed(count_per_class: int, size_px: int, workers: int, repeats: int, product: str) -> dict:
     samples, cpu_ms_per_image = [], []
     for _ in range(repeats):
         with tempfile.TemporaryDirectory(prefix="synth_speed_") as scratch:
             out_dir = Path(scratch) / "dataset"
             started, cpu_started = time.perf_counter(), _cpu_s()
             summary = write_dataset(out_dir, count_per_class, seed=1, size_px=size_px, workers=workers,
-                                    progress=False)
+                                    progress=False, product=product)
             samples.append((summary["total"], time.perf_counter() - started))
             cpu_ms_per_image.append((_cpu_s() - cpu_started) * 1e3 / summary["total"])
             png_bytes = sum(path.stat().st_size for path in out_dir.rglob("*.png"))
@@ -122,12 +124,25 @@ def write_dataset_speed(count_per_class: int, size_px: int, workers: int, repeat
         "includes": "worker start-up, rendering, PNG encoding and writing, synth.json, final rename"}
 
 
+def measure(args: argparse.Namespace, workers: int, product: str) -> dict:
+    return {
+        "write_dataset": write_dataset_speed(args.count_per_class, args.size_px, workers, args.repeats, product),
+        "render_parallel": render_parallel(args.count_per_class * len(CLASSES), args.size_px, workers,
+                                           args.repeats, product),
+        "render_one_core": render_one_core(700, args.size_px, args.size_px, args.repeats, product),
+        "render_one_core_per_class_ms": per_class_ms(100, args.size_px, product),
+        "render_640x480_one_core": render_one_core(70, 640, 480, args.repeats, product),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count-per-class", type=int, default=300)
     parser.add_argument("--size-px", type=int, default=224)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=RESULT_PATH)
+    parser.add_argument("--product", action="append", default=[], metavar="NAME",
+                        help="also measure this named product (repeatable); mixed is always measured")
     args = parser.parse_args()
     workers = os.cpu_count() or 1
     load_before = os.getloadavg()
@@ -137,12 +152,9 @@ def main() -> None:
         "machine": {"cpu_model": cpu_model(), "cores": workers, "python": platform.python_version(),
                     "numpy": np.__version__, "opencv": cv2.__version__},
         "size_px": args.size_px,
-        "write_dataset": write_dataset_speed(args.count_per_class, args.size_px, workers, args.repeats),
-        "render_parallel": render_parallel(args.count_per_class * len(CLASSES), args.size_px, workers,
-                                           args.repeats),
-        "render_one_core": render_one_core(700, args.size_px, args.size_px, args.repeats),
-        "render_one_core_per_class_ms": per_class_ms(100, args.size_px),
-        "render_640x480_one_core": render_one_core(70, 640, 480, args.repeats),
+        "product": "mixed",
+        **measure(args, workers, "mixed"),
+        "products": {product: measure(args, workers, product) for product in args.product},
         "load_average_1min": {"before": round(load_before[0], 2), "after": round(os.getloadavg()[0], 2)},
         "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

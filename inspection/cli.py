@@ -62,12 +62,30 @@ def _warn_about_index(index: Any, warn: Callable[[str], None]) -> None:
 def cmd_data_synth(args: argparse.Namespace) -> int:
     from inspection.synthetic import write_dataset
 
-    info = write_dataset(Path(args.out), count_per_class=args.count, seed=args.seed, size_px=args.size, progress=not args.json)
+    info = write_dataset(Path(args.out), count_per_class=args.count, seed=args.seed, size_px=args.size,
+                         progress=not args.json, product=args.product)
     if args.json:
         _print_json(info)
     else:
         print(f"wrote {args.out}")
     return 0
+
+
+class _SynthHelpFormatter(argparse.HelpFormatter):
+    """Names the synthetic products only when help is shown: the catalogue's package loads OpenCV."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.dest != "product":
+            return super()._get_help_string(action)
+        from inspection.synthetic.products import PRODUCT_NAMES
+
+        return (f"one product for every image, as one lot of a line: {', '.join(PRODUCT_NAMES[1:])}; "
+                "or mixed (default): every image a random product")
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        import textwrap
+
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)  # keep names whole
 
 
 def cmd_data_export(args: argparse.Namespace) -> int:
@@ -323,11 +341,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="manifest file (default: ./<root name>.manifest.jsonl; never written into ROOT)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_data_index)
-    p = data.add_parser("synth", help="write a synthetic folder-per-class dataset of tablet images")
+    p = data.add_parser("synth", help="write a synthetic folder-per-class dataset of tablet images",
+                        formatter_class=_SynthHelpFormatter)
     p.add_argument("out", type=Path)
     p.add_argument("--count", type=int, required=True, help="images per class")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=224, help="image size in px")
+    p.add_argument("--product", default="mixed", metavar="NAME", help="(the products are listed when help is shown)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_data_synth)
     p = data.add_parser("export", help="write a training-ready folder-per-class copy with the labels of the labeling tool")

@@ -1,6 +1,8 @@
 """Synthetic line-camera images of pharmaceutical tablets, for training and for a simulated line.
 
 Pure numpy + OpenCV; no torch, no file I/O except `write_dataset`.
+`product=` picks one product of `products.PRODUCTS` for every item, as one lot of a line; the
+default `mixed` makes every item a random product.
 """
 
 from inspection.synthetic.dataset import write_dataset

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from inspection.errors import ConfigError, OutputExistsError
+from inspection.synthetic.products import MIXED, check_product, lookup
 from inspection.synthetic.render import CLASSES, GENERATOR_VERSION, check_size_px, render_item
 
 # Level 1 as asked, plus Huffman-only coding and the SUB filter: 3x faster than libpng's
@@ -38,12 +39,14 @@ def file_name(label: str, index: int) -> str:
     return f"{label}_{index:06d}.png"
 
 
-def _validate(out_dir: Path, count_per_class: int, seed: int, size_px: int, workers: int | None) -> None:
+def _validate(out_dir: Path, count_per_class: int, seed: int, size_px: int, workers: int | None,
+              product: str) -> None:
     if isinstance(count_per_class, bool) or not isinstance(count_per_class, int) or count_per_class < 1:
         raise ConfigError(f"count_per_class={count_per_class!r} is not usable; expected a whole number >= 1")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed={seed!r} is not usable; expected a whole number >= 0")
     check_size_px("size_px", size_px)
+    check_product(product)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ConfigError(f"workers={workers!r} is not usable; expected a whole number >= 1, or None for one per CPU")
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
@@ -64,10 +67,10 @@ def _chunks(jobs: list[_Job], workers: int) -> list[list[_Job]]:
     return [jobs[i : i + size] for i in range(0, len(jobs), size)]
 
 
-def _write_chunk(task: tuple[Path, int, int, list[_Job]]) -> int:
-    root, seed, size_px, jobs = task
+def _write_chunk(task: tuple[Path, int, int, str, list[_Job]]) -> int:
+    root, seed, size_px, product, jobs = task
     for label, index in jobs:
-        image = render_item(seed, index, label, size_px, size_px).image
+        image = render_item(seed, index, label, size_px, size_px, product=product).image
         path = root / label / file_name(label, index)
         if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), _PNG_PARAMS):
             raise OSError(f"could not write {path}; check free space and permissions")
@@ -99,9 +102,10 @@ def _progress(enabled: bool):
                     TimeElapsedColumn(), TimeRemainingColumn(), disable=not enabled)
 
 
-def _render_all(staging: Path, seed: int, size_px: int, jobs: list[_Job], workers: int, progress: bool) -> None:
+def _render_all(staging: Path, seed: int, size_px: int, product: str, jobs: list[_Job], workers: int,
+                progress: bool) -> None:
     chunks = _chunks(jobs, workers)
-    tasks = [(staging, seed, size_px, chunk) for chunk in chunks]
+    tasks = [(staging, seed, size_px, product, chunk) for chunk in chunks]
     with _progress(progress) as bar:
         task_id = bar.add_task("render", total=len(jobs), rate="")
         if workers == 1 or len(chunks) == 1:
@@ -122,15 +126,18 @@ def _run(bar, task_id, counts) -> None:
 
 
 def write_dataset(out_dir: Path, count_per_class: int, seed: int = 0, size_px: int = 224,
-                  workers: int | None = None, progress: bool = True) -> dict:
+                  workers: int | None = None, progress: bool = True, product: str = MIXED) -> dict:
     """Render count_per_class images of every class into out_dir; return what synth.json says.
+
+    `product` is a name of `products.PRODUCTS` (every image that one product, as one lot of a
+    line) or `mixed` (every image a random product).
 
     The dataset appears at out_dir only when complete: it is written into a hidden sibling folder
     that is renamed into place at the end, and removed if anything goes wrong. The pixels do
     not depend on the number of workers.
     """
     out_dir = Path(out_dir)
-    _validate(out_dir, count_per_class, seed, size_px, workers)
+    _validate(out_dir, count_per_class, seed, size_px, workers, product)
     workers = workers or os.cpu_count() or 1
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -138,8 +145,8 @@ def write_dataset(out_dir: Path, count_per_class: int, seed: int = 0, size_px: i
     try:
         for label in CLASSES:
             (staging / label).mkdir()
-        _render_all(staging, seed, size_px, _jobs(count_per_class), workers, progress)
-        summary = _summary(seed, size_px, count_per_class)
+        _render_all(staging, seed, size_px, product, _jobs(count_per_class), workers, progress)
+        summary = _summary(seed, size_px, count_per_class, product)
         (staging / "synth.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         if out_dir.exists():
             out_dir.rmdir()  # checked empty above; rmdir refuses if something appeared since
@@ -150,12 +157,15 @@ def write_dataset(out_dir: Path, count_per_class: int, seed: int = 0, size_px: i
     return summary
 
 
-def _summary(seed: int, size_px: int, count_per_class: int) -> dict:
+def _summary(seed: int, size_px: int, count_per_class: int, product: str) -> dict:
+    catalogue_entry = lookup(product)
     return {
         "generator": "inspection.synthetic",
         "generator_version": GENERATOR_VERSION,
         "seed": seed,
         "size_px": size_px,
+        "product": product,
+        "product_spec": None if catalogue_entry is None else catalogue_entry.describe(),
         "image": {"width_px": size_px, "height_px": size_px, "channels": 3, "colour_order": "RGB", "format": "png"},
         "classes": list(CLASSES),
         "count_per_class": count_per_class,
@@ -163,7 +173,7 @@ def _summary(seed: int, size_px: int, count_per_class: int) -> dict:
         "total": count_per_class * len(CLASSES),
         "file_pattern": "<class>/<class>_<index:06d>.png",
         "index_rule": (f"index = position * {len(CLASSES)} + the class's position in classes; each file is "
-                       "render_item(seed, index, class, size_px, size_px)"),
+                       "render_item(seed, index, class, size_px, size_px, product=product)"),
         "numpy_version": np.__version__,
         "opencv_version": cv2.__version__,
         "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

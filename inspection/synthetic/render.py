@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from inspection.errors import ConfigError
-from inspection.synthetic import textures
+from inspection.synthetic import products, textures
 from inspection.synthetic.backgrounds import sample_background
 from inspection.synthetic.defects import PAINTERS
 from inspection.synthetic.tablet import LIGHT_WORLD_XYZ, Shape, TabletSpec, build_sprite, sample_tablet, shade_sprite
@@ -79,15 +79,21 @@ def label_for_index(seed: int, index: int, defect_rate: float) -> str:
     return DEFECT_CLASSES[int.from_bytes(digest[8:], "little") % len(DEFECT_CLASSES)]
 
 
-def render_item(seed: int, index: int, label: str, width_px: int, height_px: int) -> RenderedItem:
-    """One frame of one tablet of class `label`; identical bytes for identical arguments."""
-    image, _ = render_with_mask(seed, index, label, width_px, height_px)
+def render_item(seed: int, index: int, label: str, width_px: int, height_px: int,
+                product: str = products.MIXED) -> RenderedItem:
+    """One frame of one tablet of class `label`; identical bytes for identical arguments.
+
+    `product` names an entry of `products.PRODUCTS` (every item that product, as in one lot), or
+    is `mixed`: every item a random product."""
+    image, _ = render_with_mask(seed, index, label, width_px, height_px, product)
     return RenderedItem(image=image, label=label)
 
 
-def render_with_mask(seed: int, index: int, label: str, width_px: int, height_px: int) -> tuple[np.ndarray, np.ndarray]:
+def render_with_mask(seed: int, index: int, label: str, width_px: int, height_px: int,
+                     product: str = products.MIXED) -> tuple[np.ndarray, np.ndarray]:
     """The frame and the tablet's coverage (H, W) float32 0..1 (tablet plus anything on it)."""
     check_label(label)
+    catalogue_entry = products.lookup(product)
     check_key("seed", seed)
     check_key("index", index)
     check_size_px("width_px", width_px)
@@ -97,9 +103,15 @@ def render_with_mask(seed: int, index: int, label: str, width_px: int, height_px
     scene_rng = np.random.Generator(np.random.PCG64([seed, index, _SCENE_STREAM]))
     defect_rng = np.random.Generator(np.random.PCG64([seed, index, _label_key(label)]))
 
-    spec = sample_tablet(scene_rng, width_px, height_px)
+    if catalogue_entry is None:
+        spec = sample_tablet(scene_rng, width_px, height_px)
+    else:
+        spec = catalogue_entry.sample_tablet(scene_rng, width_px, height_px)
     sprite = build_sprite(spec, scene_rng, min(width_px, height_px))
-    background = sample_background(scene_rng, spec, width_px, height_px)
+    if catalogue_entry is None:
+        background = sample_background(scene_rng, spec, width_px, height_px)
+    else:
+        background = catalogue_entry.sample_background(scene_rng, spec, width_px, height_px)
     PAINTERS[label](sprite, defect_rng)
 
     # Everything drawn on the sprite lies within its reach of the centre, so only the frame's

@@ -70,6 +70,7 @@ class TabletSpec:
     angle_deg: float
     centre_x_px: float
     centre_y_px: float
+    font: int = -1  # OpenCV Hershey font of the embossing: 0 simplex, 1 duplex; -1 drawn per item
 
     @property
     def half_length_px(self) -> float:
@@ -90,7 +91,7 @@ def _pick(rng: np.random.Generator, options: tuple, weights: tuple[float, ...]):
     return options[-1]
 
 
-def _jitter_colour(rng: np.random.Generator, rgb: tuple[int, int, int]) -> tuple[float, float, float]:
+def jitter_colour(rng: np.random.Generator, rgb: tuple[int, int, int]) -> tuple[float, float, float]:
     gain = rng.uniform(0.95, 1.03)
     return tuple(min(max(c * gain + float(rng.uniform(-5, 5)), 0.0), 255.0) for c in rgb)
 
@@ -104,16 +105,26 @@ def sample_tablet(rng: np.random.Generator, width_px: int, height_px: int) -> Ta
     if shape is Shape.CAPSULE:
         body = int(rng.integers(len(_CAPSULE_COLOURS_RGB)))
         cap = (body + 1 + int(rng.integers(len(_CAPSULE_COLOURS_RGB) - 1))) % len(_CAPSULE_COLOURS_RGB)
-        colour = _jitter_colour(rng, _CAPSULE_COLOURS_RGB[body])
-        cap_colour = _jitter_colour(rng, _CAPSULE_COLOURS_RGB[cap])
+        colour = jitter_colour(rng, _CAPSULE_COLOURS_RGB[body])
+        cap_colour = jitter_colour(rng, _CAPSULE_COLOURS_RGB[cap])
         marking, text, gloss = "none", "", rng.uniform(0.30, 0.55)
     else:
-        colour = _jitter_colour(rng, _TABLET_COLOURS_RGB[int(rng.integers(len(_TABLET_COLOURS_RGB)))])
+        colour = jitter_colour(rng, _TABLET_COLOURS_RGB[int(rng.integers(len(_TABLET_COLOURS_RGB)))])
         cap_colour = colour
         marking = _pick(rng, ("none", "score", "text", "score_text"), (0.15, 0.30, 0.35, 0.20))
         left, right = (_EMBOSS_GLYPHS[int(i)] for i in rng.integers(len(_EMBOSS_GLYPHS), size=2))
         text = f"{left} {right}" if marking == "score_text" else _EMBOSS_TEXTS[int(rng.integers(len(_EMBOSS_TEXTS)))]
         gloss = rng.uniform(0.08, 0.30)
+    return place_tablet(rng, width_px, height_px, shape=shape, length_px=length_px, aspect=aspect, colour=colour,
+                        cap_colour=cap_colour, marking=marking, text=text, gloss=gloss)
+
+
+def place_tablet(rng: np.random.Generator, width_px: int, height_px: int, *, shape: Shape, length_px: float,
+                 aspect: float, colour: tuple[float, float, float], cap_colour: tuple[float, float, float],
+                 marking: str, text: str, gloss: float, seam_range: tuple[float, float] = (-0.12, 0.0),
+                 font: int = -1) -> TabletSpec:
+    """The spec of a tablet of the given look at a random capsule seam, rotation and position,
+    wholly inside the frame."""
     reach_px = length_px / 2.0 + 2.0  # the tablet's radius under any rotation
     slack_x_px = max(0.0, min(width_px / 2.0 - reach_px - 1.0, 0.2 * width_px))
     slack_y_px = max(0.0, min(height_px / 2.0 - reach_px - 1.0, 0.2 * height_px))
@@ -123,13 +134,14 @@ def sample_tablet(rng: np.random.Generator, width_px: int, height_px: int) -> Ta
         width_px=float(length_px / aspect),
         colour_rgb=colour,
         cap_colour_rgb=cap_colour,
-        seam_x_px=float(rng.uniform(-0.12, 0.0) * length_px),
+        seam_x_px=float(rng.uniform(*seam_range) * length_px),
         marking=marking,
         text=text,
         gloss=float(gloss),
         angle_deg=float(rng.uniform(0.0, 360.0)),
         centre_x_px=float(width_px / 2.0 + rng.uniform(-slack_x_px, slack_x_px)),
         centre_y_px=float(height_px / 2.0 + rng.uniform(-slack_y_px, slack_y_px)),
+        font=font,
     )
 
 
@@ -252,7 +264,7 @@ def _marking_mask(spec: TabletSpec, rng: np.random.Generator, shape: tuple[int, 
         cv2.line(mask, (round(centre_x), round(centre_y - reach)), (round(centre_x), round(centre_y + reach)), 255,
                  max(1, round(0.07 * hw)), cv2.LINE_AA)
     if "text" in spec.marking:
-        font = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX)[int(rng.integers(2))]
+        font = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX)[spec.font if spec.font >= 0 else int(rng.integers(2))]
         thickness = max(1, round(0.05 * hw))
         if spec.marking == "score_text":
             parts = [(spec.text[0], -0.45 * hw), (spec.text[-1], 0.45 * hw)]

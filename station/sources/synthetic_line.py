@@ -30,8 +30,10 @@ class SyntheticLineSource:
         seed: int = 0,
         frames: int | None = None,
         progress: bool = True,
+        product: str = "mixed",
     ) -> None:
         self._settings = (defect_rate, pool_size, width_px, height_px, seed)
+        self._product = product
         self._frames = frames
         self._pacer = Pacer(rate_hz)
         self.paced = rate_hz is not None
@@ -42,6 +44,8 @@ class SyntheticLineSource:
         self._count = 0
         self._rng = np.random.default_rng(seed)
         self.description = f"synthetic line {width_px}x{height_px}, {defect_rate:.1%} defects, pool {pool_size}, {rate_hz or 'max'} Hz"
+        if product != "mixed":
+            self.description += f", product {product}"
 
     def open(self) -> None:
         defect_rate, pool_size, width, height, seed = self._settings
@@ -50,7 +54,7 @@ class SyntheticLineSource:
         labels = [CLASSES[0] if i % 2 == 0 else CLASSES[1 + (i // 2) % (len(CLASSES) - 1)] for i in range(pool_size)]
         for index, label in enumerate(track(labels, description="rendering line items", console=stderr_console,
                                             disable=not self._progress, transient=True)):
-            item = render_item(seed, index, label, width, height)
+            item = render_item(seed, index, label, width, height, product=self._product)
             self._pool.append((item.image, item.label))
             (self._good if label == CLASSES[0] else self._defective).append(index)
 

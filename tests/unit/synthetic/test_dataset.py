@@ -66,11 +66,11 @@ def test_a_failure_midway_leaves_no_half_dataset(tmp_path: Path, monkeypatch: py
     calls = {"n": 0}
     real_render = dataset_module.render_item
 
-    def render_then_fail(*args):
+    def render_then_fail(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] > 5:
             raise RuntimeError("disk on fire")
-        return real_render(*args)
+        return real_render(*args, **kwargs)
 
     monkeypatch.setattr(dataset_module, "render_item", render_then_fail)
     with pytest.raises(RuntimeError, match="disk on fire"):
