@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The GPU set, for a lent GPU machine without network (its own torch; TensorRT when importable).
-# Writes everything under $OUT within about 8 minutes:
-#   gpu_tests.log        the GPU tests (torch CUDA backend and CUDA graphs against ONNX Runtime)
-#   bench_gpu.{json,md,png}   inspection bench: torch CUDA (and TensorRT) x precision x batch, station ratio, training
-#   recipe_probe.jsonl   training-recipe probes on the synthetic set (PROBE_EPOCHS, default 20; 0 skips)
+# Writes everything under $OUT within about 7 minutes:
+#   gpu_tests.log            the GPU tests (torch CUDA backend, CUDA graphs, TensorRT when present)
+#   bench_gpu.{json,md,png}  inspection bench: torch CUDA (and TensorRT) x precision x batch, station ratio, training
+#   recipe_probe.jsonl       training-recipe probes (PROBE_EPOCHS, default 20; 0 skips) on a synthetic set of
+#                            PROBE_PRODUCT (default mixed; a product name from `inspection data synth --help`)
+#   int8_resnet18.json       resnet18 trained here for INT8_EPOCHS (default 12; 0 skips), then
+#                            `inspection export --precision int8`: the int8 parity gate on a trained model
 # Python packages the machine lacks travel as wheels in .whl/ (see benchmarks/README.md).
 set -uo pipefail
 out="${OUT:-/tmp/gpu-out}"; mkdir -p "$out"
@@ -13,14 +16,27 @@ if [ -d .whl ]; then
 else
     export PYTHONPATH="$PWD"
 fi
-export PYTHONUNBUFFERED=1
+export PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
+cli="python3 -m inspection.cli"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
-timeout 100 python3 -m pytest -q -p no:cacheprovider tests/integration/test_gpu_backends.py tests/integration/test_backend_conformance.py 2>&1 | tail -n 30 | tee "$out/gpu_tests.log"
-timeout 250 python3 -m inspection.cli bench --models resnet18,mobilenet_v3_small --backends torch,tensorrt \
-    --precisions fp32,fp16 --batch-sizes 1,8,64,256 --budget-s "${BENCH_BUDGET_S:-100}" --station-frames 20000 \
-    --cache /tmp/bench-cache --json-out "$out/bench_gpu.json" 2>&1 | tail -n 5
+timeout 100 python3 -m pytest -q -p no:cacheprovider tests/integration/test_gpu_backends.py \
+    tests/integration/test_backend_conformance.py tests/integration/test_tensorrt.py 2>&1 | tail -n 15 | tee "$out/gpu_tests.log"
+timeout 200 $cli bench --models resnet18,mobilenet_v3_small --backends torch,tensorrt \
+    --precisions fp32,fp16 --batch-sizes 1,8,64,256 --budget-s "${BENCH_BUDGET_S:-80}" --station-frames 20000 \
+    --cache /tmp/bench-cache --json-out "$out/bench_gpu.json" 2>&1 | tail -n 3
 cat "$out/bench_gpu.md" 2>/dev/null
+synth() {  # synth DIR PRODUCT
+    if [ "$2" = mixed ]; then $cli data synth "$1" --count 300 --seed 1 --json > /dev/null
+    else $cli data synth "$1" --count 300 --seed 1 --product "$2" --json > /dev/null; fi
+}
 if [ "${PROBE_EPOCHS:-20}" -gt 0 ]; then
-    python3 -m inspection.cli data synth /tmp/syn300 --count 300 --seed 1 --json > /dev/null || exit 1
-    timeout 160 python3 benchmarks/gpu_recipe_probe.py /tmp/syn300 "$out/recipe_probe.jsonl" "${PROBE_EPOCHS:-20}" | cut -c1-400
+    synth /tmp/probe-data "${PROBE_PRODUCT:-mixed}" || exit 1
+    timeout 150 python3 benchmarks/gpu_recipe_probe.py /tmp/probe-data "$out/recipe_probe.jsonl" "${PROBE_EPOCHS:-20}" | cut -c1-300
+fi
+if [ "${INT8_EPOCHS:-12}" -gt 0 ]; then
+    [ -d /tmp/probe-data ] || synth /tmp/probe-data "${PROBE_PRODUCT:-mixed}" || exit 1
+    timeout 120 $cli train /tmp/probe-data --out /tmp/r18 --model resnet18 --image-size 224 --epochs "${INT8_EPOCHS:-12}" \
+        --device cuda --json > "$out/int8_resnet18_train.json" 2>/dev/null
+    timeout 90 $cli export /tmp/r18 --precision int8 --calib /tmp/probe-data --json > "$out/int8_resnet18.json" 2> "$out/int8_resnet18.err"
+    tail -n 3 "$out/int8_resnet18.err"; head -c 1500 "$out/int8_resnet18.json"
 fi

@@ -20,7 +20,7 @@ PROBES = {
     "default": {},
     "no_augmentation": {"_no_augmentation": True},
     "resnet18_128px": {"model": "resnet18", "image_size_px": 128},
-    "batch16_lr2e-3": {"batch_size": 16, "learning_rate": 2e-3},
+    "lr3e-3": {"learning_rate": 3e-3},
     "224px": {"image_size_px": 224},
 }
 

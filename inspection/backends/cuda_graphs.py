@@ -12,6 +12,7 @@ than float) on a copy stream, and normalised on the GPU inside the model. Two sl
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -131,6 +132,22 @@ class CudaGraphRunner:
             pending = slot
         if pending is not None:
             yield self._collect(pending)
+
+    def replay_images_per_s(self, rows: int, seconds: float) -> float:
+        """The graph alone on data already on the GPU: what the model costs without any transfer."""
+        torch = self._torch
+        graph, _ = self._graphs[0][self._graph_for(rows)]
+        with torch.cuda.stream(self._compute):
+            graph.replay()
+        self._compute.synchronize()
+        replays, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            with torch.cuda.stream(self._compute):
+                for _ in range(10):
+                    graph.replay()
+            self._compute.synchronize()
+            replays += 10
+        return replays * rows / (time.perf_counter() - started)
 
     def _chunks(self, batch: np.ndarray) -> list[np.ndarray]:
         return [batch[start : start + self.max_batch] for start in range(0, len(batch), self.max_batch)]

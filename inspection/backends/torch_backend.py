@@ -104,6 +104,10 @@ class TorchBackend:
             for batch in batches:
                 yield self.infer(batch)
 
+    def replay_images_per_s(self, rows: int, seconds: float) -> float | None:
+        """With CUDA graphs: throughput on GPU-resident data (no uploads), for benchmarks; else None."""
+        return None if self._graphs is None else self._graphs.replay_images_per_s(rows, seconds)
+
     def close(self) -> None:
         self._model = None
         self._graphs = None

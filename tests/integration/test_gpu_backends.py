@@ -26,6 +26,7 @@ def test_cuda_graphs_fp32_match_onnxruntime(tiny_bundle, rows):
     try:
         assert "CUDA graphs for batch 1,2,4,8" in backend.description
         probabilities = backend.infer(frames)
+        assert backend.replay_images_per_s(min(rows, 8), 0.1) > 0
     finally:
         backend.close()
     assert probabilities.shape == reference.shape

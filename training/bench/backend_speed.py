@@ -72,6 +72,10 @@ def measure_combination(bundle: Bundle, combo: Combination, budget_s: float, thr
     except BackendError as exc:
         return dict(row, skipped=str(exc))
     try:
-        return dict(row, description=backend.description, **measure_backend(backend, random_batch(bundle, combo.batch_size), budget_s))
+        measured = measure_backend(backend, random_batch(bundle, combo.batch_size), budget_s)
+        replay = getattr(backend, "replay_images_per_s", None)
+        if replay is not None and (on_gpu := replay(combo.batch_size, min(2.0, budget_s / 4))) is not None:
+            measured["gpu_resident_images_per_s"] = round(on_gpu, 1)  # the model alone, no host transfers
+        return dict(row, description=backend.description, **measured)
     finally:
         backend.close()

@@ -31,16 +31,17 @@ def markdown_table(result: dict) -> str:
         f"CUDA {machine.get('cuda') or '-'}; TensorRT {machine['tensorrt'] or 'not installed'}; "
         f"torch {machine['versions'].get('torch')}; onnxruntime {machine['versions'].get('onnxruntime')}. {result['created_utc']}.",
         "",
-        "| model | backend | device | precision | batch | images/s | p50 ms | p99 ms | note |",
-        "|---|---|---|---|---:|---:|---:|---:|---|",
+        "| model | backend | device | precision | batch | images/s | GPU-resident images/s | p50 ms | p99 ms | note |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for row in result["backends"]:
         if "skipped" in row:
-            lines.append(f"| {row['model']} | {row['backend']} | {row['device']} | {row['precision']} | {row['batch_size']} | - | - | - | skipped: {row['skipped']} |")
+            lines.append(f"| {row['model']} | {row['backend']} | {row['device']} | {row['precision']} | {row['batch_size']} | - | - | - | - | skipped: {row['skipped']} |")
         else:
             lat = row["latency_ms"]
             lines.append(f"| {row['model']} | {row['backend']} | {row['device']} | {row['precision']} | {row['batch_size']} | "
-                         f"{row['images_per_s']:,.0f} | {lat['p50']:.3f} | {lat['p99']:.3f} | {row['description']} |")
+                         f"{row['images_per_s']:,.0f} | {_number(row.get('gpu_resident_images_per_s'))} | {lat['p50']:.3f} | "
+                         f"{lat['p99']:.3f} | {row['description']} |")
     if result.get("station"):
         lines += ["", "| station (synthetic line, unpaced, no archive) | backend | batch | prepare threads | station fps | raw fps | ratio |",
                   "|---|---|---:|---:|---:|---:|---:|"]
@@ -56,6 +57,10 @@ def markdown_table(result: dict) -> str:
         lines += ["", "Regressions over 10% against the previous result:", ""]
         lines += [f"- {r['key']}: {r['before']:,.0f} -> {r['now']:,.0f} images/s ({r['change']:+.0%})" for r in result["regressions"]]
     return "\n".join(lines) + "\n"
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
 
 
 def plot(result: dict, path: Path) -> None:
