@@ -18,7 +18,7 @@ else
 fi
 export PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
 cli="python3 -m inspection.cli"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/gpu.txt"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
 timeout 100 python3 -m pytest -q -p no:cacheprovider tests/integration/test_gpu_backends.py \
     tests/integration/test_backend_conformance.py tests/integration/test_tensorrt.py 2>&1 | tail -n 15 | tee "$out/gpu_tests.log"
 timeout 200 $cli bench --models resnet18,mobilenet_v3_small --backends torch,tensorrt \
@@ -29,14 +29,14 @@ synth() {  # synth DIR PRODUCT
     if [ "$2" = mixed ]; then $cli data synth "$1" --count 300 --seed 1 --json > /dev/null
     else $cli data synth "$1" --count 300 --seed 1 --product "$2" --json > /dev/null; fi
 }
-if [ "${PROBE_EPOCHS:-20}" -gt 0 ]; then
-    synth /tmp/probe-data "${PROBE_PRODUCT:-mixed}" || exit 1
-    timeout 150 python3 benchmarks/gpu_recipe_probe.py /tmp/probe-data "$out/recipe_probe.jsonl" "${PROBE_EPOCHS:-20}" | cut -c1-300
-fi
 if [ "${INT8_EPOCHS:-12}" -gt 0 ]; then
-    [ -d /tmp/probe-data ] || synth /tmp/probe-data "${PROBE_PRODUCT:-mixed}" || exit 1
+    synth /tmp/probe-data "${PROBE_PRODUCT:-mixed}" || exit 1
     timeout 120 $cli train /tmp/probe-data --out /tmp/r18 --model resnet18 --image-size 224 --epochs "${INT8_EPOCHS:-12}" \
         --device cuda --json > "$out/int8_resnet18_train.json" 2>/dev/null
-    timeout 90 $cli export /tmp/r18 --precision int8 --calib /tmp/probe-data --json > "$out/int8_resnet18.json" 2> "$out/int8_resnet18.err"
-    tail -n 3 "$out/int8_resnet18.err"; head -c 1500 "$out/int8_resnet18.json"
+    timeout 90 $cli export /tmp/r18 --precision int8 --calib /tmp/probe-data --json > "$out/int8_resnet18.json"
+    head -c 1500 "$out/int8_resnet18.json"
+fi
+if [ "${PROBE_EPOCHS:-20}" -gt 0 ]; then
+    [ -d /tmp/probe-data ] || synth /tmp/probe-data "${PROBE_PRODUCT:-mixed}" || exit 1
+    timeout 120 python3 benchmarks/gpu_recipe_probe.py /tmp/probe-data "$out/recipe_probe.jsonl" "${PROBE_EPOCHS:-20}" | cut -c1-300
 fi
