@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -18,6 +19,8 @@ from training.recipe import TrainRecipe
 DEMO_IMAGES_PER_CLASS = 150
 DEMO_IMAGE_SIZE_PX = 224
 DEMO_SEED = 0
+# A line runs one product per lot and its classifier is trained for that product: the demo does the same.
+DEMO_PRODUCT = "white-round-scored"
 DEMO_RECIPE = TrainRecipe(epochs=12)
 DEMO_LINE_FRAMES = 3000
 DEMO_LINE_RATE_HZ = 200.0
@@ -26,11 +29,12 @@ DEMO_LINE_RATE_HZ = 200.0
 def run_demo(workdir: Path, fresh: bool = False, progress: bool = True) -> dict:
     started = time.perf_counter()
     data, bundle_path = workdir / "data", workdir / "bundle"
-    if fresh and data.exists():
+    if data.exists() and (fresh or not _is_demo_data(data)):
         shutil.rmtree(data)
     if not data.exists():
-        stderr_console.print(f"[bold]1/5[/bold] synthesizing {DEMO_IMAGES_PER_CLASS} images per class into {data}")
-        write_dataset(data, count_per_class=DEMO_IMAGES_PER_CLASS, seed=DEMO_SEED, size_px=DEMO_IMAGE_SIZE_PX, progress=progress)
+        stderr_console.print(f"[bold]1/5[/bold] synthesizing {DEMO_IMAGES_PER_CLASS} images per class of {DEMO_PRODUCT} into {data}")
+        write_dataset(data, count_per_class=DEMO_IMAGES_PER_CLASS, seed=DEMO_SEED, size_px=DEMO_IMAGE_SIZE_PX,
+                      product=DEMO_PRODUCT, progress=progress)
     else:
         stderr_console.print(f"[bold]1/5[/bold] reusing synthetic data in {data} (--fresh regenerates it)")
     stderr_console.print(f"[bold]2/5[/bold] training {DEMO_RECIPE.model} for up to {DEMO_RECIPE.epochs} epochs")
@@ -72,12 +76,21 @@ def run_demo_line(bundle_path: Path, archive_path: Path, progress: bool) -> dict
     config = StationConfig.model_validate({
         "station": {"id": "demo-line", "lot": "DEMO-LOT", "operator": "demo"},
         "bundle": bundle_path,
-        "source": {"kind": "synthetic", "rate_hz": DEMO_LINE_RATE_HZ, "defect_rate": 0.02},
+        "source": {"kind": "synthetic", "rate_hz": DEMO_LINE_RATE_HZ, "defect_rate": 0.02, "product": DEMO_PRODUCT},
         "archive": {"path": archive_path},
     })
     summary = run_station(config, RunLimits(frames=DEMO_LINE_FRAMES), progress=progress)
     summary["lot_report"] = [str(p) for p in write_lot_report(archive_path, "DEMO-LOT", archive_path / "reports")]
     return summary
+
+
+def _is_demo_data(data: Path) -> bool:
+    """Data an earlier demo wrote with today's settings (an older demo's mixed products are replaced)."""
+    try:
+        info = json.loads((data / "synth.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (info.get("product"), info.get("seed"), info.get("count_per_class")) == (DEMO_PRODUCT, DEMO_SEED, DEMO_IMAGES_PER_CLASS)
 
 
 def _line_text(line: dict) -> str:
