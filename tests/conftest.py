@@ -25,3 +25,12 @@ def tiny_bundle(tmp_path_factory) -> Path:
     recipe = TrainRecipe(image_size_px=64, epochs=1, batch_size=16, device="cpu")
     train_bundle(root / "data", root / "bundle", recipe, progress=False)
     return root / "bundle"
+
+
+@pytest.fixture()
+def tiny_bundle_copy(tiny_bundle, tmp_path) -> tuple[Path, Path]:
+    """A private copy of the tiny bundle (for tests that reseal or edit it) and the data it was trained on."""
+    import shutil
+
+    shutil.copytree(tiny_bundle, tmp_path / "bundle")
+    return tmp_path / "bundle", tiny_bundle.parent / "data"

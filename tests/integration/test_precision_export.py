@@ -1,7 +1,6 @@
 """`inspection export`: the int8 Q/DQ model (gated, resealed), and TensorRT refusals where it is absent."""
 
 import json
-import shutil
 import subprocess
 import sys
 
@@ -24,14 +23,8 @@ def one_line_error(result: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
-@pytest.fixture()
-def bundle_copy(tiny_bundle, tmp_path):
-    shutil.copytree(tiny_bundle, tmp_path / "bundle")
-    return tmp_path / "bundle", tiny_bundle.parent / "data"
-
-
-def test_int8_export_is_gated_then_kept_only_when_overridden(bundle_copy):
-    bundle, data = bundle_copy
+def test_int8_export_is_gated_then_kept_only_when_overridden(tiny_bundle_copy):
+    bundle, data = tiny_bundle_copy
     manifest_before = (bundle / MANIFEST_NAME).read_bytes()
     gated = run("export", str(bundle), "--precision", "int8", "--calib", str(data), "--json")
     meta = json.loads((bundle / "bundle.json").read_text())
@@ -60,8 +53,8 @@ def test_int8_export_is_gated_then_kept_only_when_overridden(bundle_copy):
     assert int8.infer(frames).shape == fp32.infer(frames).shape == (3, len(loaded.meta.class_names))
 
 
-def test_int8_needs_calibration_data(bundle_copy):
-    bundle, _ = bundle_copy
+def test_int8_needs_calibration_data(tiny_bundle_copy):
+    bundle, _ = tiny_bundle_copy
     assert "--calib DATA" in one_line_error(run("export", str(bundle), "--precision", "int8"))
 
 
@@ -70,7 +63,7 @@ def test_int8_backend_without_an_int8_model_says_how_to_make_one(tiny_bundle):
         open_backend("onnxruntime", load_bundle(tiny_bundle), precision="int8")
 
 
-def test_tensorrt_export_without_tensorrt_is_a_clear_error(bundle_copy):
+def test_tensorrt_export_without_tensorrt_is_a_clear_error(tiny_bundle_copy):
     pytest.importorskip("torch")
     try:
         import tensorrt  # noqa: F401
@@ -78,7 +71,7 @@ def test_tensorrt_export_without_tensorrt_is_a_clear_error(bundle_copy):
         pytest.skip("TensorRT is installed here: tests/integration/test_tensorrt.py builds real engines")
     except ImportError:
         pass
-    bundle, data = bundle_copy
+    bundle, data = tiny_bundle_copy
     message = one_line_error(run("export", str(bundle), "--tensorrt", "--precision", "fp16", "--calib", str(data)))
     assert "TensorRT is not installed" in message
     assert json.loads((bundle / "bundle.json").read_text())["engines"] == []

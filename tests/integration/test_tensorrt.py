@@ -3,7 +3,6 @@
 Never run by us so far: no machine we have can install TensorRT (README, "GPU path")."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -18,14 +17,8 @@ from inspection.errors import BackendUnavailableError, BundleIntegrityError  # n
 from training.tensorrt_export import export_tensorrt  # noqa: E402
 
 
-@pytest.fixture()
-def bundle_and_data(tiny_bundle, tmp_path):
-    shutil.copytree(tiny_bundle, tmp_path / "bundle")
-    return tmp_path / "bundle", tiny_bundle.parent / "data"
-
-
-def test_fp16_engine_is_built_gated_sealed_and_matches_onnxruntime(bundle_and_data):
-    bundle_path, data = bundle_and_data
+def test_fp16_engine_is_built_gated_sealed_and_matches_onnxruntime(tiny_bundle_copy):
+    bundle_path, data = tiny_bundle_copy
     record = export_tensorrt(bundle_path, "fp16", data, max_batch=8, allow_parity_failure=True, progress=False)
     bundle = load_bundle(bundle_path)
     assert bundle.meta.engines and bundle.meta.engines[0].precision == "fp16"
@@ -41,8 +34,8 @@ def test_fp16_engine_is_built_gated_sealed_and_matches_onnxruntime(bundle_and_da
         backend.close()
 
 
-def test_an_engine_for_another_tensorrt_version_is_refused(bundle_and_data):
-    bundle_path, data = bundle_and_data
+def test_an_engine_for_another_tensorrt_version_is_refused(tiny_bundle_copy):
+    bundle_path, data = tiny_bundle_copy
     export_tensorrt(bundle_path, "fp16", data, max_batch=4, allow_parity_failure=True, progress=False)
     meta = json.loads((bundle_path / "bundle.json").read_text())
     meta["engines"][0]["tensorrt_version"] = "0.0.1"
