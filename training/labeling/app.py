@@ -8,6 +8,7 @@ and the users file, the catalog and the access log are blocked explicitly.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 import gradio as gr
 
 from inspection.bundle import load_bundle
+from training.labeling.browse import ItemFilter, page
 from training.labeling.catalog import Catalog, build_catalog
 from training.labeling.context import AppContext
 from training.labeling.export import ManifestWriter, write_manifest
@@ -111,6 +113,7 @@ def launch(ctx: AppContext, host: str, port: int, block: bool = True) -> gr.Bloc
     if ctx.review is not None:
         allowed.append(str(ctx.review.archive_root / "images"))
     blocked = [str(ctx.guard.users_path), str(workspace.catalog_path), str(workspace.access_log), str(workspace.root / "workspace.json")]
+    _prepare_server(ctx)
     app.queue(default_concurrency_limit=4)
     app.launch(
         server_name=host, server_port=port, auth=ctx.guard.check, auth_message="Inspection labeling: log in with your own account.",
@@ -118,6 +121,30 @@ def launch(ctx: AppContext, host: str, port: int, block: bool = True) -> gr.Bloc
         head=KEYBOARD_JS, css=CSS, footer_links=[], ssr_mode=False, enable_monitoring=False, mcp_server=False,
     )  # fmt: skip
     return app
+
+
+def _prepare_server(ctx: AppContext) -> None:
+    """Work done once before the first browser arrives, so that the first page does not wait for it."""
+    import matplotlib
+
+    # Gradio wraps every event in matplotlib.get_backend(); with no backend chosen yet, the first event
+    # imports pyplot (about 1 s, on the server's event loop, stalling every other request meanwhile).
+    matplotlib.use("agg")
+    # Gradio's queue rebuilds a pandas summary of up to 10,000 past events after every event (for a
+    # monitoring page this app turns off), holding the label tab's one slot: every 1,000th is plenty.
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
+    workspace = ctx.catalog.workspace
+    # Content-addressed thumbnails and previews and the never-modified dataset images are served from
+    # where they are, instead of Gradio hashing and copying each file shown into its own cache first.
+    # They are in allowed_paths already; the login check and blocked_paths still apply to them.
+    gr.set_static_paths([workspace.data_root, workspace.thumbs_dir, workspace.root / "previews"])
+    threading.Thread(target=_preload_first_page, args=(ctx,), name="preload-first-page", daemon=True).start()
+
+
+def _preload_first_page(ctx: AppContext) -> None:
+    """The first page of the default view, thumbnails made and the catalog pages warm in SQLite's cache."""
+    first = page(ctx.catalog, ItemFilter(bundle_hash=ctx.bundle_hash), 0, ctx.page_size)
+    ctx.thumbnails.prefetch([(i.sha256, ctx.catalog.file_path(i), i.width, i.height) for i in ctx.catalog.items(first.item_ids)])
 
 
 def serve(config: LabelServerConfig, progress: bool = True) -> None:

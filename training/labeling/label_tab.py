@@ -7,20 +7,20 @@ append to the label history; the manifest is rewritten in the background.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
 import gradio as gr
 
-from training.labeling.browse import ANY, UNLABELED, ItemFilter, Order, item_at, page
+from training.labeling.browse import ANY, UNLABELED, ItemFilter, Order, Page, item_at, page
 from training.labeling.catalog import Item
 from training.labeling.context import AppContext, LabelSession
 from training.labeling.handlers import event_handler
 from training.labeling.predictions import prediction_of
-from training.labeling.thumbnails import ThumbnailCache
+from training.labeling.thumbnails import BROWSER_FORMATS, ThumbnailCache
 from training.labeling.users import Permission
 
 SLOTS = 9
-BROWSER_FORMATS = {".png", ".jpg", ".jpeg", ".webp", ".gif"}
 
 KEYBOARD_JS = """
 <script>
@@ -78,24 +78,29 @@ def build_label_tab(ctx: AppContext) -> Callable[[gr.Request], list[Any]]:
         prev_page = gr.Button("← Page", size="sm", elem_id="prev-page")
         next_page = gr.Button("Page →", size="sm", elem_id="next-page")
 
-    outputs = [image, info, status, grid, page_info, history, selection, bulk_class, label_filter, predicted_filter, *slots]
+    shown_outputs = [image, info, status, grid, page_info, history, selection]
+    outputs = [*shown_outputs, bulk_class, label_filter, predicted_filter, *slots]
 
-    def render(session: LabelSession, message: str = "") -> list[Any]:
+    def render(session: LabelSession, message: str = "", full: bool = True) -> list[Any]:
+        """The outputs of an event; with full=False only `shown` (no class buttons or dropdowns: every gr.update,
+        even gr.skip(), makes Gradio rebuild that component on the server, which key presses need not pay for)."""
         classes = ctx.catalog.classes()
-        item_id, total = item_at(ctx.catalog, session.item_filter, session.position)
-        session.position = min(session.position, max(total - 1, 0))
-        item = ctx.catalog.item(item_id) if item_id is not None else None
-        start = session.position // ctx.page_size * ctx.page_size
-        grid_page = page(ctx.catalog, session.item_filter, start, ctx.page_size)
+        # One page query gives the grid, the current image and the total (no second COUNT for the image alone).
+        start, grid_page = _page_of(ctx, session)
+        total = grid_page.total
+        page_items = ctx.catalog.items(grid_page.item_ids)
+        item = page_items[session.position - start] if session.position - start < len(page_items) else None
         if grid_page.item_ids != session.shown_page or message:
             session.shown_page = grid_page.item_ids
-            grid_value: Any = [(ctx.thumbnails.get(i.sha256, ctx.catalog.file_path(i)), _caption(i, session)) for i in ctx.catalog.items(grid_page.item_ids)]
+            thumbs = ctx.thumbnails.get_many([_thumbnail_request(ctx, i) for i in page_items])
+            grid_value: Any = [(thumb, _caption(i, session)) for thumb, i in zip(thumbs, page_items)]
+            _prefetch_next_page(ctx, session, start + ctx.page_size)
         else:
             grid_value = gr.skip()
+        if item is not None:
+            _prefetch_preview(ctx, previews, session, start, page_items)
         pages = max(1, -(-total // ctx.page_size))
-        slot_updates = [gr.update(value=f"{n} {name}", visible=True) if n <= len(classes) else gr.update(visible=False)
-                        for n, name in zip(range(1, SLOTS + 1), classes + [""] * SLOTS)]  # fmt: skip
-        return [
+        shown = [
             _display_path(ctx, previews, item) if item else None,
             _describe(ctx, item, session.position, total) if item else "**No images match these filters.**",
             message,
@@ -103,17 +108,25 @@ def build_label_tab(ctx: AppContext) -> Callable[[gr.Request], list[Any]]:
             f"Page {start // ctx.page_size + 1} of {pages} · {total:,} images",
             _history_rows(ctx, item) if item else [],
             f"{len(session.selection)} selected" if session.selection else "Nothing selected (click thumbnails to select)",
-            gr.update(choices=classes),
-            gr.update(choices=[ANY, UNLABELED, *classes]),
-            gr.update(choices=[ANY, *(ctx.bundle.meta.class_names if ctx.bundle else ())]),
-            *slot_updates,
         ]
+        if not full:
+            return shown
+        slot_updates = [gr.update(value=f"{n} {name}", visible=True) if n <= len(classes) else gr.update(visible=False)
+                        for n, name in zip(range(1, SLOTS + 1), classes + [""] * SLOTS)]  # fmt: skip
+        class_updates = [gr.update(choices=classes), gr.update(choices=[ANY, UNLABELED, *classes]),
+                         gr.update(choices=[ANY, *(ctx.bundle.meta.class_names if ctx.bundle else ())])]  # fmt: skip
+        return [*shown, *class_updates, *slot_updates]
 
     def handler(action: Callable[..., str | None]) -> Callable[..., list[Any]]:
         return event_handler(ctx.session, render, action)
 
+    def nav_handler(action: Callable[..., str | None]) -> Callable[..., list[Any]]:
+        return event_handler(ctx.session, lambda session, message: render(session, message, full=False), action)
+
     def on_load(request: gr.Request) -> list[Any]:
-        return render(ctx.session(request.session_hash))
+        session = ctx.session(request.session_hash)
+        session.shown_page = None  # a (re)loaded page shows no grid yet
+        return render(session)
 
     def set_filter(session: LabelSession, user: str, label: str, split: str, predicted: str, order_value: str) -> None:
         session.item_filter = ItemFilter(label or ANY, split or ANY, predicted or ANY, Order(order_value or Order.PATH), ctx.bundle_hash)
@@ -186,31 +199,65 @@ def build_label_tab(ctx: AppContext) -> Callable[[gr.Request], list[Any]]:
 
         return run
 
-    common = dict(outputs=outputs, concurrency_limit=1, concurrency_id="label", show_progress="hidden")
+    common = dict(concurrency_limit=1, concurrency_id="label", show_progress="hidden")
+    full, nav = dict(outputs=outputs, **common), dict(outputs=shown_outputs, **common)
     filters = [label_filter, split_filter, predicted_filter, order]
     for dropdown in filters:
-        dropdown.input(handler(set_filter), inputs=filters, **common)
-    prev_button.click(handler(move(-1)), **common)
-    next_button.click(handler(move(+1)), **common)
-    undo_button.click(handler(undo), **common)
+        dropdown.input(handler(set_filter), inputs=filters, **full)
+    prev_button.click(nav_handler(move(-1)), **nav)
+    next_button.click(nav_handler(move(+1)), **nav)
+    undo_button.click(nav_handler(undo), **nav)
     for n, button in enumerate(slots, start=1):
-        button.click(handler(assign_slot(n)), **common)
+        button.click(nav_handler(assign_slot(n)), **nav)
 
     def on_select(event: gr.SelectData, request: gr.Request) -> list[Any]:
-        return handler(lambda session, user: select(session, user, event))(request)
+        return nav_handler(lambda session, user: select(session, user, event))(request)
 
-    grid.select(on_select, **common)
-    bulk_assign.click(handler(assign_selection), inputs=[bulk_class], **common)
-    clear_selection.click(handler(clear), **common)
-    add_class.click(handler(add), inputs=[new_class], **common)
-    prev_page.click(handler(page_step(-1)), **common)
-    next_page.click(handler(page_step(+1)), **common)
+    grid.select(on_select, **nav)
+    bulk_assign.click(nav_handler(assign_selection), inputs=[bulk_class], **nav)
+    clear_selection.click(nav_handler(clear), **nav)
+    add_class.click(handler(add), inputs=[new_class], **full)
+    prev_page.click(nav_handler(page_step(-1)), **nav)
+    next_page.click(nav_handler(page_step(+1)), **nav)
     return on_load, outputs
 
 
 def _caption(item: Item, session: LabelSession) -> str:
     mark = "✓ " if item.id in session.selection else ""
     return f"{mark}{item.label or UNLABELED}"
+
+
+def _page_of(ctx: AppContext, session: LabelSession) -> tuple[int, Page]:
+    """(offset, page) of the grid page holding session.position, clamping the position to the filtered total."""
+    start = session.position // ctx.page_size * ctx.page_size
+    grid_page = page(ctx.catalog, session.item_filter, start, ctx.page_size)
+    last = max(grid_page.total - 1, 0)
+    if session.position > last:  # the filter shrank (or a key press ran past the end): show the last image
+        session.position = last
+        start = last // ctx.page_size * ctx.page_size
+        grid_page = page(ctx.catalog, session.item_filter, start, ctx.page_size)
+    return start, grid_page
+
+
+def _thumbnail_request(ctx: AppContext, item: Item) -> tuple[str, Path, int | None, int | None]:
+    return item.sha256, ctx.catalog.file_path(item), item.width, item.height
+
+
+def _prefetch_next_page(ctx: AppContext, session: LabelSession, offset: int) -> None:
+    """Make the next page's thumbnails in the background while the user looks at this one."""
+    next_page = page(ctx.catalog, session.item_filter, offset, ctx.page_size)
+    if next_page.offset == offset and next_page.item_ids:
+        ctx.thumbnails.prefetch([_thumbnail_request(ctx, i) for i in ctx.catalog.items(next_page.item_ids)])
+
+
+def _prefetch_preview(ctx: AppContext, previews: ThumbnailCache, session: LabelSession, start: int, page_items: list[Item]) -> None:
+    """A format the browser cannot show needs a JPEG preview: make the next image's before the user asks for it."""
+    following = session.position + 1 - start
+    if following < len(page_items):
+        item = page_items[following]
+        path = ctx.catalog.file_path(item)
+        if path.suffix.lower() not in BROWSER_FORMATS:
+            previews.prefetch([(item.sha256, path, None, None)])
 
 
 def _display_path(ctx: AppContext, previews: ThumbnailCache, item: Item) -> str:
