@@ -33,6 +33,7 @@ from station.signalling import ModbusPlcOutput, RejectGate, ResultOutput, Simula
 from station.sources import FrameSource
 
 RAW_FPS_SECONDS = 1.5
+SIMULATED_OUTPUT_HISTORY = 10_000  # results the simulated rejector keeps; found by the soak: all of them grew RSS
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +239,7 @@ def build_output(config: StationConfig) -> ResultOutput:
     if isinstance(settings, ModbusOutputSettings):
         return ModbusPlcOutput(settings.host, settings.port, unit_id=settings.unit_id, timeout_s=settings.timeout_s,
                                lot=config.station.lot, recipe=config.station.recipe)
-    return SimulatedRejector()
+    return SimulatedRejector(history=SIMULATED_OUTPUT_HISTORY)
 
 
 class _Heartbeat:

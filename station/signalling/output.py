@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -95,15 +96,18 @@ class SimulatedRejector:
 
     `publish_delay_s` emulates a slow PLC round trip. Setting `available = False` emulates a PLC that
     went away: every call raises PlcConnectionLost until `reconnect()` runs while it is True again.
+    `history`: keep only the last N published and failed results (a station that runs for days on it
+    must not grow by one record per item); None keeps all, for tests.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, publish_delay_s: float = 0.0) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, publish_delay_s: float = 0.0,
+                 history: int | None = None) -> None:
         self._clock = clock
         self._lock = threading.Lock()
         self.publish_delay_s = publish_delay_s
         self.available = True
-        self.published: list[PublishRecord] = []
-        self.failed: list[ItemResult] = []
+        self.published: list[PublishRecord] | deque[PublishRecord] = deque(maxlen=history) if history else []
+        self.failed: list[ItemResult] | deque[ItemResult] = deque(maxlen=history) if history else []
         self.alarms: list[AlarmRecord] = []
         self.rejects = 0
         self.heartbeats = 0
