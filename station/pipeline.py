@@ -97,8 +97,9 @@ class StationPipeline:
         self._bundle, self._backend, self._source, self._archive, self._settings = bundle, backend, source, archive, settings
         self._spec, self._policy = bundle.meta.input, bundle.meta.policy
         self._good = set(bundle.meta.good_classes)
-        # Unpaced replay keeps just two batches in flight: a deeper queue would only add latency.
-        depth = settings.queue_size if source.paced else 2 * settings.max_batch
+        # Unpaced replay keeps one batch waiting while one is inferred: that keeps the backend busy,
+        # and a deeper queue would only add latency (and, past the gate's transport delay, late faults).
+        depth = settings.queue_size if source.paced else settings.max_batch
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._in_flight: dict[int, _InFlight] = {}
         self._lock = threading.Lock()
