@@ -1,14 +1,15 @@
 """The station's hot path: capture -> prepare -> micro-batch -> infer -> decide -> gate -> archive.
 
 Threads and their bounded hand-overs:
-    capture thread    reads the source, gives each item its sequence number, tracks it at the gate,
-                      prepares it once (resize/colour), queues it for inference; a full queue is an
-                      overrun: that item is a fault (rejected) and the alarm goes up, never a drop.
+    capture thread    reads the source, gives each item its sequence number (noted in the sequence
+                      ledger first, so a crash cannot hide it), tracks it at the gate, prepares it
+                      once (resize/colour), queues it for inference; a full queue is an overrun:
+                      that item is a fault (rejected) and the alarm goes up, never a drop.
     inference thread  gathers up to max_batch items (waiting at most max_wait_ms), runs the backend,
                       decides each item and resolves it at the gate. No I/O here.
     gate thread       (RejectGate) publishes each result when its item is at the gate, then calls
-                      `_on_gate_event`, which counts the final outcome and submits the audit record
-                      to the archive writer's queue.
+                      `_on_gate_event`, which counts the final outcome and submits the item's audit
+                      record (every item; the image for exceptions and sampled passes) to the writer.
     archive thread    (ArchiveWriter) encodes PNGs and appends hash-chained records.
 """
 
