@@ -29,6 +29,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=100_000)
     parser.add_argument("--rate", type=float, default=None, help="items/s (default: as fast as the station can)")
     parser.add_argument("--product", default="mixed")
+    parser.add_argument("--width", type=int, default=640)
+    parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/station_100k.json"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -37,7 +39,8 @@ def main() -> None:
             "station": {"id": "line-100k", "lot": LOT},
             "bundle": args.bundle,
             "backend": {"kind": "onnxruntime", "threads": 2},
-            "source": {"kind": "synthetic", "rate_hz": args.rate, "defect_rate": 0.02, "product": args.product, "seed": 5},
+            "source": {"kind": "synthetic", "rate_hz": args.rate, "defect_rate": 0.02, "product": args.product, "seed": 5,
+                       "width_px": args.width, "height_px": args.height},
             "archive": {"path": archive_path},
         })
         started = time.perf_counter()
@@ -56,6 +59,7 @@ def main() -> None:
         "bundle": str(args.bundle),
         "product": args.product,
         "rate_hz": args.rate,
+        "frame_px": [args.width, args.height],
         "frames": summary["frames"],
         "outcomes": outcomes,
         "verdicts": {k: summary[k] for k in ("passed", "rejected", "uncertain", "fault", "late")},

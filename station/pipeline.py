@@ -167,6 +167,7 @@ class StationPipeline:
             except SourceExhausted:
                 return
             self._take_source_alarms()
+            self._wait_for_archive_room()
             sequence += 1
             if self._ledger is not None:
                 self._ledger.issue(sequence)
@@ -192,6 +193,16 @@ class StationPipeline:
                 preparers.submit(self._prepare_in_worker, sequence, item, slots)
             else:
                 self._overrun(sequence, item)
+
+    def _wait_for_archive_room(self) -> None:
+        """Replay without a rate sets its own pace: it waits for a busy archive rather than outrunning it
+        (a paced camera cannot wait; there a full archive queue stops the line, see `archive_failed`)."""
+        if self._archive is None or self._source.paced:
+            return
+        # Every item between camera and gate will want a place in the archive queue too.
+        while (self._archive.queue_depth + len(self._in_flight) >= self._archive.max_queue
+               and not self._stop.is_set() and self._archive.failure is None):
+            time.sleep(0.002)
 
     def _prepare_in_worker(self, sequence: int, item: _InFlight, slots: threading.BoundedSemaphore) -> None:
         try:
@@ -350,6 +361,10 @@ class StationPipeline:
             true_label=item.frame.true_label,
             image=item.frame.image if with_image else None,
         )
+        if self.backlog:
+            # Records reach the archive in sequence order: once one waits, every later one waits behind it.
+            self.backlog.append(record)
+            return
         try:
             self._archive.submit(record)
             self.tally.archived_submitted += 1

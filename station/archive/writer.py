@@ -123,6 +123,10 @@ class ArchiveWriter:
         return self._archived
 
     @property
+    def max_queue(self) -> int:
+        return self._queue.maxsize
+
+    @property
     def queue_depth(self) -> int:
         return self._queue.qsize()
 

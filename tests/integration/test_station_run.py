@@ -248,3 +248,31 @@ def test_a_pool_of_preparers_keeps_one_outcome_per_item_in_sequence(tiny_bundle,
     assert [r["sequence"] for r in records] == list(range(1, 151))
     if rate_hz is None:
         assert s["fault"] == 0  # unpaced replay waits for room: nothing overruns
+
+
+def test_unpaced_replay_waits_for_a_slow_archive_instead_of_stopping(tiny_bundle, tmp_path):
+    config = load_station_config(write_config(
+        tmp_path / "s.yaml", bundle=str(tiny_bundle), station={"lot": "LW"},
+        source={"kind": "synthetic", "defect_rate": 0.5, "pool_size": 16, "width_px": 160, "height_px": 120},
+        gate={"transport_delay_ms": 20}, batching={"max_batch": 4},
+        archive={"path": str(tmp_path / "archive"), "pass_sample_every": 1, "max_queue": 8},
+    ))
+    s = run_station(config, RunLimits(frames=300), progress=False)
+    assert s["frames"] == 300 and s["unarchived"] == 0 and s["audit_verified"] is True
+    assert not any(alarm.startswith("archive") for alarm in s["alarms"])
+    with Archive.open(tmp_path / "archive", create=False) as archive:
+        assert [r["sequence"] for r in archive.records("LW")] == list(range(1, 301))
+
+
+def test_a_full_archive_queue_stops_a_paced_line_and_keeps_records_in_order(tiny_bundle, tmp_path):
+    config = load_station_config(write_config(
+        tmp_path / "s.yaml", bundle=str(tiny_bundle), station={"lot": "LQ"},
+        source={"kind": "synthetic", "rate_hz": 2000, "defect_rate": 0.5, "pool_size": 16, "width_px": 320, "height_px": 240},
+        archive={"path": str(tmp_path / "archive"), "pass_sample_every": 1, "max_queue": 1},
+    ))
+    s = run_station(config, RunLimits(frames=400), progress=False)
+    assert any(alarm.startswith("archive") for alarm in s["alarms"]), s["alarms"]  # the line was stopped
+    assert s["frames"] == s["passed"] + s["rejected"] + s["uncertain"] + s["fault"] and s["unarchived"] == 0
+    with Archive.open(tmp_path / "archive", create=False) as archive:
+        assert [r["sequence"] for r in archive.records("LQ")] == list(range(1, s["frames"] + 1))
+    assert verify_archive(tmp_path / "archive").ok
