@@ -72,7 +72,7 @@ def run_suite(models, backends, precisions, batch_sizes, budget_s: float, size_p
         task = bar.add_task("bench", total=len(combos) + len(models) * (2 if training else 1))
         for combo in combos:
             bar.update(task, description=combo.key())
-            path = bundle_for(combo.model, size_px, cache, with_int8=combo.precision == "int8" or "int8" in precisions)
+            path = bundle_for(combo.model, size_px, cache, with_int8="int8" in precisions)
             rows.append(measure_combination(load_bundle(path), combo, per_combo_s, threads))
             bar.advance(task)
         for model in models:
