@@ -143,7 +143,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "max_escape_rate": args.max_escape_rate,
     }
-    recipe = parse_model(TrainRecipe, {k: v for k, v in given.items() if v is not None}, "command-line options")
+    options = {k: v for k, v in given.items() if v is not None}
+    if args.item_crop is not None:
+        options["item_crop_fraction"] = None if args.item_crop == "none" else args.item_crop
+    recipe = parse_model(TrainRecipe, options, "command-line options")
     summary = train_bundle(
         Path(args.data), Path(args.out), recipe, good_classes=_csv(args.good) if args.good else None,
         resume=args.resume, overwrite=args.overwrite, progress=not args.json,
@@ -379,7 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", type=Path)
     p.add_argument("--out", type=Path, required=True, help="bundle folder to create")
     p.add_argument("--model", help="torchvision classifier name (default mobilenet_v3_small)")
-    p.add_argument("--image-size", type=int, help="model input size in px (default 160)")
+    p.add_argument("--image-size", type=int, help="model input size in px (default 128)")
+    p.add_argument("--item-crop", metavar="FRACTION|none",
+                   help="square crop centred on the item, as a share of the frame's short side (default 0.8); none: the whole frame")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))

@@ -41,6 +41,16 @@ class InputSpec(StrictModel):
     std: tuple[float, ...]
     resize_mode: ResizeMode = ResizeMode.STRETCH
     layout: InputLayout = InputLayout.NHWC_UINT8
+    # None: the whole frame. A share of the frame's short side: a square of that side centred on
+    # the item (inspection.item_crop) is what gets resized. It must hold the largest item.
+    item_crop_fraction: float | None = None
+
+    @field_validator("item_crop_fraction")
+    @classmethod
+    def _crop_in_range(cls, value: float | None) -> float | None:
+        if value is not None and not 0.2 <= value <= 1.0:
+            raise ValueError("item_crop_fraction must be between 0.2 and 1.0 (a share of the frame's short side), or null")
+        return value
 
     @field_validator("size_px")
     @classmethod
@@ -71,7 +81,7 @@ IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
 
 
-def default_input_spec(size_px: int, channels: int) -> InputSpec:
+def default_input_spec(size_px: int, channels: int, item_crop_fraction: float | None = None) -> InputSpec:
     """The spec our training uses: ImageNet statistics (grey: their average), stretch resize."""
     if channels == 1:
         mean: tuple[float, ...] = (sum(IMAGENET_MEAN_RGB) / 3,)
@@ -79,4 +89,5 @@ def default_input_spec(size_px: int, channels: int) -> InputSpec:
         order = ColourOrder.GRAY
     else:
         mean, std, order = IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, ColourOrder.RGB
-    return InputSpec(size_px=size_px, channels=channels, colour_order=order, mean=mean, std=std)
+    return InputSpec(size_px=size_px, channels=channels, colour_order=order, mean=mean, std=std,
+                     item_crop_fraction=item_crop_fraction)

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from inspection.errors import CorruptImageError
+from inspection.item_crop import crop_around_item
 from inspection.input_spec import ColourOrder, InputLayout, InputSpec, ResizeMode
 
 
@@ -21,6 +22,8 @@ def prepare(image: np.ndarray, spec: InputSpec) -> np.ndarray:
             f"frame has shape {image.shape} and type {image.dtype}; expected uint8 HxW or HxWx3. "
             "Decode it with inspection.image_io first."
         )
+    if spec.item_crop_fraction is not None:
+        image = crop_around_item(image, spec.item_crop_fraction)
     converted = _convert_colour(image, spec.colour_order)
     resized = _resize(converted, spec.size_px, spec.resize_mode)
     if resized.ndim == 2:

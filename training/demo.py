@@ -21,7 +21,7 @@ DEMO_IMAGE_SIZE_PX = 224
 DEMO_SEED = 0
 # A line runs one product per lot and its classifier is trained for that product: the demo does the same.
 DEMO_PRODUCT = "white-round-scored"
-DEMO_RECIPE = TrainRecipe(epochs=12)
+DEMO_RECIPE = TrainRecipe(epochs=20)
 DEMO_LINE_FRAMES = 3000
 DEMO_LINE_RATE_HZ = 200.0
 

@@ -53,7 +53,7 @@ def train_bundle(
     index = index_dataset(data_root, progress=progress)
     class_names = index.classes
     good = good_classes or _guess_good_classes(class_names)
-    spec = default_input_spec(recipe.image_size_px, index.channels)
+    spec = default_input_spec(recipe.image_size_px, index.channels, recipe.item_crop_fraction)
     splits = {name: index.split(name) for name in ("train", "val", "test")}
     if not splits["train"]:
         raise DataError(f"{data_root} has no training images after the split. Add images or a train/ folder.")

@@ -9,11 +9,16 @@ from inspection.validation import StrictModel
 
 class TrainRecipe(StrictModel):
     model: str = "mobilenet_v3_small"
-    image_size_px: int = Field(default=160, ge=32, le=1024)
-    epochs: int = Field(default=40, ge=1, le=1000)
+    image_size_px: int = Field(default=128, ge=32, le=1024)
+    # Share of the frame's short side cropped around the item before resizing (None: whole frame).
+    item_crop_fraction: float | None = Field(default=0.8, ge=0.2, le=1.0)
+    epochs: int = Field(default=50, ge=1, le=1000)
     batch_size: int = Field(default=32, ge=2, le=4096)
-    learning_rate: float = Field(default=1e-3, gt=0, le=1)
+    learning_rate: float = Field(default=3e-3, gt=0, le=1)
     weight_decay: float = Field(default=0.01, ge=0, le=1)
+    # Exponential moving average of the weights, evaluated and kept instead of the raw weights
+    # (0: off). From-scratch training on a few thousand images is noisy from step to step.
+    ema_decay: float = Field(default=0.995, ge=0, lt=1)
     warmup_epochs: float = Field(default=1.0, ge=0)
     patience_epochs: int = Field(default=15, ge=1)
     seed: int = 0

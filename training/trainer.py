@@ -61,6 +61,31 @@ def learning_rate_at(step: int, total_steps: int, warmup_steps: int, base_lr: fl
     return base_lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+class WeightAverage:
+    """Exponential moving average of a model's parameters and BatchNorm statistics (as timm's ModelEma).
+
+    The decay ramps up from 0 over the first steps, so early in a run the average follows the model
+    instead of its random initialisation."""
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval()
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))
+        averaged = list(self.model.parameters())
+        torch._foreach_mul_(averaged, decay)
+        torch._foreach_add_(averaged, [p.detach() for p in model.parameters()], alpha=1.0 - decay)
+        for own, current in zip(self.model.buffers(), model.buffers()):
+            if own.is_floating_point():
+                own.mul_(decay).add_(current, alpha=1.0 - decay)
+            else:
+                own.copy_(current)
+
+
 def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
     """Inverse-frequency weights so a rare defect class counts as much as the common good class."""
     counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
@@ -93,7 +118,8 @@ def train_classifier(
     steps_per_epoch = max(1, len(train.images) // recipe.batch_size)
     total_steps = steps_per_epoch * recipe.epochs
     warmup_steps = int(recipe.warmup_epochs * steps_per_epoch)
-    state = _initial_state(checkpoint_dir, resume, recipe, dataset_hash, model, optimizer)
+    average = WeightAverage(model, recipe.ema_decay) if recipe.ema_decay > 0 else None
+    state = _initial_state(checkpoint_dir, resume, recipe, dataset_hash, model, optimizer, average)
     start = time.perf_counter()
     images_seen = 0
 
@@ -132,23 +158,26 @@ def train_classifier(
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
                 scaler.update()
+                if average is not None:
+                    average.update(model, epoch * steps_per_epoch + step)
                 loss_sum += float(loss.detach()) * len(index)
                 correct += int((logits.argmax(1) == target).sum())
                 seen += len(index)
                 images_seen += len(index)
                 bar.update(task, advance=1, loss=loss_sum / seen, acc=correct / seen)
-            val_loss, val_acc = evaluate_loss(model, val, loss_fn, device) if len(val.images) else (loss_sum / seen, correct / seen)
+            kept = average.model if average is not None else model
+            val_loss, val_acc = evaluate_loss(kept, val, loss_fn, device) if len(val.images) else (loss_sum / seen, correct / seen)
             record = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen, "val_loss": val_loss, "val_acc": val_acc}
             state["history"].append(record)
             bar.update(task, val_acc=val_acc)
             score = (val_acc, -val_loss)
             if state["best_score"] is None or score > tuple(state["best_score"]):
                 state.update(best_score=list(score), best_epoch=epoch + 1, epochs_since_best=0,
-                             best_model=copy.deepcopy(model.state_dict()))
+                             best_model=copy.deepcopy(kept.state_dict()))
             else:
                 state["epochs_since_best"] += 1
             state["epoch"] = epoch + 1
-            _save_checkpoint(checkpoint_dir, state, model, optimizer, recipe, dataset_hash)
+            _save_checkpoint(checkpoint_dir, state, model, optimizer, recipe, dataset_hash, average)
     seconds = time.perf_counter() - start
     model.load_state_dict(state["best_model"])
     model = model.to("cpu").to(memory_format=torch.contiguous_format).eval()
@@ -187,7 +216,8 @@ def predict_probabilities(model: nn.Module, images: np.ndarray, device: str = "c
     return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 
 
-def _initial_state(checkpoint_dir: Path, resume: bool, recipe: TrainRecipe, dataset_hash: str, model: nn.Module, optimizer) -> dict:
+def _initial_state(checkpoint_dir: Path, resume: bool, recipe: TrainRecipe, dataset_hash: str, model: nn.Module, optimizer,
+                   average: WeightAverage | None) -> dict:
     path = checkpoint_dir / CHECKPOINT_NAME
     fresh = {"epoch": 0, "history": [], "best_score": None, "best_epoch": 0, "epochs_since_best": 0,
              "best_model": copy.deepcopy(model.state_dict())}
@@ -204,12 +234,17 @@ def _initial_state(checkpoint_dir: Path, resume: bool, recipe: TrainRecipe, data
         raise ConfigError(f"{path} was trained with another recipe. Resume with the same options, or start fresh.")
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
+    if average is not None:
+        average.model.load_state_dict(saved["average"])
     return {k: saved[k] for k in fresh}
 
 
-def _save_checkpoint(checkpoint_dir: Path, state: dict, model: nn.Module, optimizer, recipe: TrainRecipe, dataset_hash: str) -> None:
+def _save_checkpoint(checkpoint_dir: Path, state: dict, model: nn.Module, optimizer, recipe: TrainRecipe, dataset_hash: str,
+                     average: WeightAverage | None) -> None:
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     payload = dict(state, model=model.state_dict(), optimizer=optimizer.state_dict(), recipe=recipe.model_dump(), dataset_hash=dataset_hash)
+    if average is not None:
+        payload["average"] = average.model.state_dict()
     tmp = checkpoint_dir / (CHECKPOINT_NAME + ".tmp")
     torch.save(payload, tmp)
     tmp.replace(checkpoint_dir / CHECKPOINT_NAME)

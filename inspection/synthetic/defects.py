@@ -20,7 +20,7 @@ from inspection.synthetic.tablet import FIBRE_OVERSHOOT, Sprite, Window, inside_
 _STAINS_RGB = ((92, 62, 40), (70, 70, 72), (45, 36, 30), (135, 84, 46), (82, 88, 70))
 _TINTS_RGB = ((214, 184, 96), (150, 108, 66), (138, 138, 134), (176, 124, 86))
 _PARTICLE_RGB = ((70, 74, 82), (100, 104, 112), (40, 40, 44), (58, 50, 46))
-_FIBRE_RGB = ((40, 34, 30), (66, 56, 48), (52, 72, 150), (150, 46, 46), (30, 30, 34))
+_FIBRE_RGB = ((40, 34, 30), (66, 56, 48), (52, 72, 150), (150, 46, 46), (30, 30, 34), (212, 210, 202))
 
 
 def _luma(rgb) -> float:
@@ -47,12 +47,16 @@ def _delta_e(rgb: np.ndarray, others_rgb: np.ndarray) -> np.ndarray:
     return np.linalg.norm(lab[1:] - lab[0], axis=1)
 
 
-def _contrasting(sprite: Sprite, rng: np.random.Generator, palette, x_px: float, y_px: float) -> np.ndarray:
-    """A random palette colour that stands out (delta E >= 30) from the tablet at a point."""
+def _contrasting(sprite: Sprite, rng: np.random.Generator, palette, x_px: float, y_px: float,
+                 also_against_rgb: np.ndarray | None = None) -> np.ndarray:
+    """A random palette colour that stands out (delta E >= 30) from the tablet at a point (and
+    from a second colour, when given)."""
     col, row = sprite.index_of(x_px, y_px)
     under = sprite.albedo_rgb[:, row, col]
     colours = np.asarray(palette, np.float32)
     shifts = _delta_e(under, colours)
+    if also_against_rgb is not None:
+        shifts = np.minimum(shifts, _delta_e(np.asarray(also_against_rgb, np.float64), colours))
     usable = np.flatnonzero(shifts >= 30.0)
     if usable.size == 0:
         return colours[int(np.argmax(shifts))]
@@ -373,7 +377,9 @@ def _fibre(sprite: Sprite, rng: np.random.Generator) -> None:
     window = _box_around(sprite, curve, thickness_px + 5.0)
     cover = _polyline_mask(sprite, curve, thickness_px, window)
     _planes(sprite.albedo_rgb, window)[...] *= 1.0 - 0.35 * _shifted_shadow(sprite, cover, 1.5)
-    colour = _contrasting(sprite, rng, _FIBRE_RGB, *start)
+    # A fibre lies on the tablet and on the belt or foil beyond the rim, and is seen on both (it
+    # is why gloves and wipes on a pharmaceutical line are blue): it contrasts with both.
+    colour = _contrasting(sprite, rng, _FIBRE_RGB, *start, also_against_rgb=sprite.surround_rgb)
     sprite.paint_overlay(cover, colour, window)
 
 

@@ -23,7 +23,7 @@ from inspection.synthetic.defects import PAINTERS
 from inspection.synthetic.tablet import LIGHT_WORLD_XYZ, Shape, TabletSpec, build_sprite, sample_tablet, shade_sprite
 
 # Bump when a change alters the pixels rendered for the same arguments.
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 
 DEFECT_CLASSES: tuple[str, ...] = ("chipped", "cracked", "spot", "discoloured", "broken", "foreign_particle")
 CLASSES: tuple[str, ...] = ("good",) + DEFECT_CLASSES
@@ -112,6 +112,7 @@ def render_with_mask(seed: int, index: int, label: str, width_px: int, height_px
         background = sample_background(scene_rng, spec, width_px, height_px)
     else:
         background = catalogue_entry.sample_background(scene_rng, spec, width_px, height_px)
+    sprite.surround_rgb = background.rgb[:, ::8, ::8].mean(axis=(1, 2))
     PAINTERS[label](sprite, defect_rng)
 
     # Everything drawn on the sprite lies within its reach of the centre, so only the frame's

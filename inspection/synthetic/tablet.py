@@ -219,6 +219,8 @@ class Sprite:
     # Things lying on or beside the tablet (particles, fragments), premultiplied, drawn over it.
     overlay_premul_rgb: np.ndarray | None = None
     overlay_alpha: np.ndarray | None = None
+    # Mean colour of what the tablet lies on (belt or foil), for things that reach beyond the rim.
+    surround_rgb: np.ndarray | None = None
 
     def index_of(self, x_px: float, y_px: float) -> tuple[int, int]:
         """(column, row) of a point given in centred coordinates."""

@@ -46,6 +46,13 @@ def test_impossible_option_value(tmp_path):
     assert_one_line_error(run("train", str(data), "--out", str(tmp_path / "b"), "--image-size", "8"), "image_size_px")
 
 
+@pytest.mark.parametrize("value", ["1.5", "half"])
+def test_bad_item_crop_share(tmp_path, value):
+    data = make_two_class_dataset(tmp_path / "data", per_class=6, size_px=32)
+    assert_one_line_error(run("train", str(data), "--out", str(tmp_path / "b"), "--item-crop", value), "item_crop_fraction")
+    assert not (tmp_path / "b").exists()
+
+
 def test_no_good_class_can_be_told(tmp_path):
     data = tmp_path / "data"
     make_two_class_dataset(data, per_class=6, size_px=32)

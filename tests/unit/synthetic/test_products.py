@@ -181,3 +181,19 @@ def test_synthetic_line_renders_its_product() -> None:
         assert np.array_equal(frame.image, expected)
     finally:
         source.close()
+
+
+@pytest.mark.parametrize("product", ["white-round-scored", "red-blue-capsule"])
+def test_a_fibre_is_seen_where_it_lies_beyond_the_rim(product: str) -> None:
+    """A dark hair on a dark belt would be a thin dark line on the tablet only, which is what a
+    crack looks like: a fibre contrasts with the belt or foil too."""
+    fibres = 0
+    for index in range(40):
+        particle, _ = render_with_mask(1, index, "foreign_particle", 224, 224, product=product)
+        good, coverage = render_with_mask(1, index, "good", 224, 224, product=product)
+        change = np.abs(particle.astype(np.int16) - good.astype(np.int16)).max(axis=2)
+        beyond_rim = (coverage < 0.01) & (change > 3)
+        if beyond_rim.sum() > 5:
+            fibres += 1
+            assert np.percentile(change[beyond_rim], 90) >= 30, index
+    assert fibres >= 8

@@ -6,7 +6,7 @@ from inspection.errors import ConfigError, OutputExistsError
 from inspection.input_spec import default_input_spec
 from training.models import build_classifier
 from training.recipe import TrainRecipe
-from training.trainer import LabeledImages, class_weights, learning_rate_at, train_classifier
+from training.trainer import LabeledImages, WeightAverage, class_weights, learning_rate_at, train_classifier
 from helpers.images import blob_image
 
 SPEC = default_input_spec(32, 3)
@@ -30,6 +30,22 @@ def test_learning_rate_warms_up_then_decays_to_zero():
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
     assert learning_rate_at(100, 100, 10, 1.0) == pytest.approx(0.0)
+
+
+def test_weight_average_follows_the_model_then_averages_it():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    average = WeightAverage(model, decay=0.9)
+    before = model[0].weight.detach().clone()
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+        model[1].running_mean.fill_(2.0)
+    average.update(model, step=0)  # ramp: decay 1/10 at the first step
+    assert torch.allclose(average.model[0].weight, 0.1 * before + 0.9 * (before + 1.0))
+    assert torch.allclose(average.model[1].running_mean, torch.full((2,), 1.8))
+    average.update(model, step=10_000)  # the ramp is over: the set decay
+    assert torch.allclose(average.model[0].weight, 0.9 * (0.1 * before + 0.9 * (before + 1.0)) + 0.1 * (before + 1.0))
+    assert int(average.model[1].num_batches_tracked) == int(model[1].num_batches_tracked)
+    assert not any(p.requires_grad for p in average.model.parameters())
 
 
 def test_class_weights_balance_the_classes():
