@@ -60,14 +60,21 @@ def locate_item(image: np.ndarray) -> ItemLocation:
     return ItemLocation(float(grid_x * step + (step - 1) / 2.0), float(grid_y * step + (step - 1) / 2.0), float(extent))
 
 
-def crop_around_item(image: np.ndarray, side_fraction: float) -> np.ndarray:
-    """A square view centred on the item and kept inside the frame (an item at the edge is
-    off-centre in its crop). Its side is `side_fraction` x the frame's short side, or the item's
-    extent plus a margin where that is larger, and never more than the short side."""
+def item_crop_box(image: np.ndarray, side_fraction: float) -> tuple[int, int, int]:
+    """(left, top, side) in pixels of the square `crop_around_item` cuts: centred on the item and
+    kept inside the frame (an item at the edge is off-centre in its crop). Its side is
+    `side_fraction` x the frame's short side, or the item's extent plus a margin where that is
+    larger, and never more than the short side."""
     height, width = image.shape[:2]
     item = locate_item(image)
     short = min(height, width)
     side = max(1, min(short, max(round(side_fraction * short), round(ITEM_MARGIN * item.extent_px))))
     left = int(round(min(max(item.centre_x_px - side / 2.0, 0.0), width - side)))
     top = int(round(min(max(item.centre_y_px - side / 2.0, 0.0), height - side)))
+    return left, top, side
+
+
+def crop_around_item(image: np.ndarray, side_fraction: float) -> np.ndarray:
+    """The square of `item_crop_box`, as a view of the frame."""
+    left, top, side = item_crop_box(image, side_fraction)
     return image[top : top + side, left : left + side]

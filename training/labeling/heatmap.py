@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 
 from inspection.bundle import Bundle
+from inspection.input_spec import InputSpec
+from inspection.item_crop import item_crop_box
 from inspection.preprocess import prepare, to_model_input
 
 GRID = 8
@@ -41,9 +43,17 @@ def occlusion_heatmap(image: np.ndarray, bundle: Bundle, backend, grid: int = GR
     return (drop / peak if peak > 1e-6 else drop), float(scores[0])
 
 
-def overlay(image: np.ndarray, heat: np.ndarray) -> np.ndarray:
-    """The heat map (any grid) blended over the RGB or grey image, as RGB uint8 at the image's size."""
+def overlay(image: np.ndarray, heat: np.ndarray, spec: InputSpec | None = None) -> np.ndarray:
+    """The heat map (any grid over the model's input) blended over the RGB or grey image, as RGB
+    uint8 at the image's size. With a spec that crops around the item, the map covers that square."""
     rgb = image if image.ndim == 3 else np.dstack([image] * 3)
-    big = cv2.resize(heat.astype(np.float32), (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_CUBIC)
+    height, width = rgb.shape[:2]
+    heat = heat.astype(np.float32)
+    if spec is not None and spec.item_crop_fraction is not None:
+        left, top, side = item_crop_box(image, spec.item_crop_fraction)
+        big = np.zeros((height, width), np.float32)
+        big[top : top + side, left : left + side] = cv2.resize(heat, (side, side), interpolation=cv2.INTER_CUBIC)
+    else:
+        big = cv2.resize(heat, (width, height), interpolation=cv2.INTER_CUBIC)
     colours = cv2.applyColorMap(np.clip(big * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)[:, :, ::-1]
     return cv2.addWeighted(rgb, 1.0 - OVERLAY_ALPHA, colours, OVERLAY_ALPHA, 0.0)

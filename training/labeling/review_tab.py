@@ -148,7 +148,7 @@ def _heatmap(ctx: AppContext, item: ExceptionItem) -> str | None:
     if not path.is_file():
         image = read_image(ctx.review.image_path(item))
         heat, _ = occlusion_heatmap(image, ctx.bundle, ctx.backend)
-        rgb = overlay(image, heat)
+        rgb = overlay(image, heat, ctx.bundle.meta.input)
         cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     return str(path)
 

@@ -105,3 +105,19 @@ def test_occlusion_heatmap_finds_what_drives_the_defect_score(tiny_bundle: Path)
     assert heat.shape == (GRID, GRID) and heat.max() == pytest.approx(1.0)
     assert heat[: GRID // 2, : GRID // 2].mean() > 0.5 and heat[GRID // 2 :, GRID // 2 :].max() == 0.0
     assert overlay(image, heat).shape == image.shape
+
+
+def test_heatmap_lies_over_the_item_crop_not_the_whole_frame():
+    from inspection.input_spec import default_input_spec
+    from inspection.item_crop import item_crop_box
+    from training.labeling.heatmap import GRID, overlay
+
+    frame = np.full((120, 160, 3), 40, np.uint8)
+    frame[70:110, 100:140] = 230  # the item, bottom right
+    spec = default_input_spec(32, 3, item_crop_fraction=0.5)
+    left, top, side = item_crop_box(frame, 0.5)
+    assert (left, top, side) == (90, 60, 60)
+    hot = overlay(frame, np.ones((GRID, GRID), np.float32), spec).astype(np.int16)
+    cold = overlay(frame, np.zeros((GRID, GRID), np.float32), spec).astype(np.int16)
+    changed = np.abs(hot - cold).max(axis=2) > 0
+    assert changed[top : top + side, left : left + side].all() and not changed[:top].any() and not changed[:, :left].any()
