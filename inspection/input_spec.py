@@ -42,7 +42,7 @@ class InputSpec(StrictModel):
     resize_mode: ResizeMode = ResizeMode.STRETCH
     layout: InputLayout = InputLayout.NHWC_UINT8
     # None: the whole frame. A share of the frame's short side: a square of that side centred on
-    # the item (inspection.item_crop) is what gets resized. It must hold the largest item.
+    # the item (inspection.item_crop) is what gets resized; a larger item gets a larger square.
     item_crop_fraction: float | None = None
 
     @field_validator("item_crop_fraction")

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 # The item is found on a coarse grid (about this many samples along the short side): locating
-# costs a few hundredths of a millisecond, whatever the camera resolution.
+# costs about a tenth of a millisecond, whatever the camera resolution.
 LOCATE_GRID_PX = 64
 _BORDER_PX = 2  # width of the frame's border ring, in grid samples, taken as background
 ITEM_MARGIN = 1.15  # crop side over the item's longer extent, when the item outgrows the set square
