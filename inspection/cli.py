@@ -31,6 +31,11 @@ def _floats(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of numbers, e.g. 0.485,0.456,0.406") from None
 
 
+def _item_crop(text: str | None) -> str | None:
+    """--item-crop FRACTION|none: none means the whole frame; the fraction is validated by the spec."""
+    return None if text is None or text.strip().lower() == "none" else text
+
+
 # ----------------------------------------------------------------------------- data
 
 
@@ -145,7 +150,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     }
     options = {k: v for k, v in given.items() if v is not None}
     if args.item_crop is not None:
-        options["item_crop_fraction"] = None if args.item_crop == "none" else args.item_crop
+        options["item_crop_fraction"] = _item_crop(args.item_crop)
     recipe = parse_model(TrainRecipe, options, "command-line options")
     summary = train_bundle(
         Path(args.data), Path(args.out), recipe, good_classes=_csv(args.good) if args.good else None,
@@ -209,7 +214,8 @@ def cmd_bundle_import(args: argparse.Namespace) -> int:
 
     summary = import_onnx_model(
         Path(args.model), Path(args.out), classes=_csv(args.classes), good_classes=_csv(args.good),
-        size_px=args.size, mean=args.mean, std=args.std, resize_mode=args.resize, overwrite=args.overwrite,
+        size_px=args.size, mean=args.mean, std=args.std, resize_mode=args.resize,
+        item_crop_fraction=_item_crop(args.item_crop), overwrite=args.overwrite,
     )
     print(f"bundle {summary['bundle']} (sha256 {summary['bundle_hash'][:16]}...), output kind {summary['output_kind']}")
     return 0
@@ -418,6 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mean", type=_floats, default=None, help="per-channel mean in 0..1 (default ImageNet)")
     p.add_argument("--std", type=_floats, default=None, help="per-channel std in 0..1 (default ImageNet)")
     p.add_argument("--resize", choices=("stretch", "letterbox", "center_crop"), default="stretch")
+    p.add_argument("--item-crop", metavar="FRACTION|none", default="none",
+                   help="square crop centred on the item, as a share of the frame's short side, taken before --resize "
+                        "(default none: the whole frame, as most external models were trained)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(handler=cmd_bundle_import)
 

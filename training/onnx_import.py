@@ -37,6 +37,7 @@ def import_onnx_model(
     mean: tuple[float, ...] | None = None,
     std: tuple[float, ...] | None = None,
     resize_mode: str = "stretch",
+    item_crop_fraction: float | None = None,
     overwrite: bool = False,
 ) -> dict:
     ensure_can_create(out, overwrite)
@@ -61,6 +62,7 @@ def import_onnx_model(
             "std": std or default_std,
             "resize_mode": ResizeMode(resize_mode),
             "layout": InputLayout.NCHW_FLOAT32,
+            "item_crop_fraction": item_crop_fraction,
         },
         "bundle import options",
     )
