@@ -5,8 +5,6 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,20 +86,6 @@ class WeightAverage:
                 own.copy_(current)
 
 
-def augmented_batches(transform, images: np.ndarray, batches: list[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield (indices, augmented images) per batch, augmenting the next batch while the caller trains
-    on this one. Augmentation is about a tenth of a CPU step and OpenCV releases the GIL, so one
-    background thread hides it. One thread draws from the transform in batch order: the result is
-    the same as augmenting in the loop, so seeded runs and resumes repeat exactly."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(augment_batch, transform, images[batches[0]]) if batches else None
-        for i, index in enumerate(batches):
-            augmented = pending.result()
-            if i + 1 < len(batches):
-                pending = pool.submit(augment_batch, transform, images[batches[i + 1]])
-            yield index, augmented
-
-
 def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
     """Inverse-frequency weights so a rare defect class counts as much as the common good class."""
     counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
@@ -160,10 +144,10 @@ def train_classifier(
             transform.set_random_seed(recipe.seed * 100_003 + epoch)
             torch.manual_seed(recipe.seed * 100_003 + epoch)
             order = rng.permutation(len(train.images))
-            batches = [np.sort(order[step * recipe.batch_size : (step + 1) * recipe.batch_size]) for step in range(steps_per_epoch)]
             loss_sum, correct, seen = 0.0, 0, 0
-            for step, (index, augmented) in enumerate(augmented_batches(transform, train.images, batches)):
-                batch = torch.from_numpy(augmented).to(device)
+            for step in range(steps_per_epoch):
+                index = np.sort(order[step * recipe.batch_size : (step + 1) * recipe.batch_size])
+                batch = torch.from_numpy(augment_batch(transform, train.images[index])).to(device)
                 target = torch.from_numpy(train.labels[index]).to(device)
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate_at(epoch * steps_per_epoch + step, total_steps, warmup_steps, recipe.learning_rate)

@@ -6,8 +6,7 @@ from inspection.errors import ConfigError, OutputExistsError
 from inspection.input_spec import default_input_spec
 from training.models import build_classifier
 from training.recipe import TrainRecipe
-from training.augment import augment_batch, build_augmentation
-from training.trainer import LabeledImages, WeightAverage, augmented_batches, class_weights, learning_rate_at, train_classifier
+from training.trainer import LabeledImages, WeightAverage, class_weights, learning_rate_at, train_classifier
 from helpers.images import blob_image
 
 SPEC = default_input_spec(32, 3)
@@ -47,18 +46,6 @@ def test_weight_average_follows_the_model_then_averages_it():
     assert torch.allclose(average.model[0].weight, 0.9 * (0.1 * before + 0.9 * (before + 1.0)) + 0.1 * (before + 1.0))
     assert int(average.model[1].num_batches_tracked) == int(model[1].num_batches_tracked)
     assert not any(p.requires_grad for p in average.model.parameters())
-
-
-def test_background_augmentation_equals_augmenting_in_the_loop():
-    images = np.random.default_rng(0).integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
-    batches = [np.array([0, 3, 5]), np.array([1, 2]), np.array([19, 4, 7, 8])]
-    in_loop = build_augmentation(seed=3)
-    expected = [augment_batch(in_loop, images[index]) for index in batches]
-    got = list(augmented_batches(build_augmentation(seed=3), images, batches))
-    assert [index.tolist() for index, _ in got] == [index.tolist() for index in batches]
-    for (_, augmented), reference in zip(got, expected):
-        np.testing.assert_array_equal(augmented, reference)
-    assert not np.array_equal(expected[0], images[batches[0]])  # the transform did change the pixels
 
 
 def test_class_weights_balance_the_classes():
