@@ -13,18 +13,23 @@ from inspection.decision import DecisionPolicy
 from inspection.input_spec import default_input_spec
 from training.export_onnx import export_onnx
 from training.models import build_classifier
+from training.recipe import TrainRecipe
 from training.versions import library_versions
 
 BENCH_CLASSES = ("good", "chipped", "cracked", "spot", "discoloured", "broken", "foreign_particle")
 
 
-def untrained_bundle(architecture: str, size_px: int, out: Path) -> Path:
-    """A sealed bundle of `architecture` with its initial weights (source 'benchmark'); reused when present."""
+def untrained_bundle(architecture: str, size_px: int, out: Path,
+                     item_crop_fraction: float | None = TrainRecipe().item_crop_fraction) -> Path:
+    """A sealed bundle of `architecture` with its initial weights (source 'benchmark'); reused when present.
+
+    It crops around the item as trained bundles do by default, so a station row measures the same
+    per-frame preparation a deployed default bundle does."""
     out = Path(out)
     if (out / "manifest.sha256").is_file():
         return out
     torch.manual_seed(0)
-    spec = default_input_spec(size_px, 3)
+    spec = default_input_spec(size_px, 3, item_crop_fraction)
     classifier = build_classifier(architecture, len(BENCH_CLASSES), spec).eval()
     staging = staging_dir_for(out)
     try:

@@ -17,6 +17,7 @@ from inspection.preprocess import prepare
 from inspection.synthetic.render import CLASSES, render_item
 from training.bench.backend_speed import Combination, measure_combination
 from training.bench.bundles import untrained_bundle
+from training.recipe import TrainRecipe
 from training.bench.machine import machine_record
 from training.bench.station_ratio import measure_station
 from training.bench.training_speed import measure_training
@@ -47,7 +48,7 @@ def combinations(models, backends, precisions, batch_sizes, cuda: bool) -> list[
 
 
 def bundle_for(model: str, size_px: int, cache: Path, with_int8: bool) -> Path:
-    path = untrained_bundle(model, size_px, cache / f"{model}-{size_px}")
+    path = untrained_bundle(model, size_px, cache / f"{model}-{size_px}-crop{TrainRecipe().item_crop_fraction}")
     bundle = load_bundle(path)
     if with_int8 and bundle.meta.int8 is None:
         spec = bundle.meta.input
