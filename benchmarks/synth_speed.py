@@ -3,7 +3,8 @@
 Measures, at 224 px unless told otherwise:
 - render_one_core: `render_item` in this process, one image after another (what a caller gets);
 - render_parallel: rendering only, in one spawned worker per core (what write_dataset can reach);
-- write_dataset: the real thing, PNG encoding and writing included, from the call to the rename;
+- write_dataset: the real thing, PNG encoding and writing included, from the call to the rename
+  (stored PNG, the default; write_dataset_png_level_1: the same at zlib level 1);
 - render_640x480_one_core: the station camera stream's frame size.
 All of them for `mixed` (every image a random product); `--product NAME` (repeatable) measures a
 named product of inspection.synthetic.products as well, under "products" in the result.
@@ -32,6 +33,7 @@ import cv2
 import numpy as np
 
 from inspection.synthetic import CLASSES, GENERATOR_VERSION, render_item, write_dataset
+from inspection.synthetic.dataset import DEFAULT_PNG_LEVEL
 from inspection.synthetic.dataset import _init_worker
 
 RESULT_PATH = Path(__file__).parent / "results" / "synth_speed.json"
@@ -103,14 +105,15 @@ def _cpu_s() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def write_dataset_speed(count_per_class: int, size_px: int, workers: int, repeats: int, product: str) -> dict:
+def write_dataset_speed(count_per_class: int, size_px: int, workers: int, repeats: int, product: str,
+                        png_level: int = DEFAULT_PNG_LEVEL) -> dict:
     samples, cpu_ms_per_image = [], []
     for _ in range(repeats):
         with tempfile.TemporaryDirectory(prefix="synth_speed_") as scratch:
             out_dir = Path(scratch) / "dataset"
             started, cpu_started = time.perf_counter(), _cpu_s()
             summary = write_dataset(out_dir, count_per_class, seed=1, size_px=size_px, workers=workers,
-                                    progress=False, product=product)
+                                    progress=False, product=product, png_level=png_level)
             samples.append((summary["total"], time.perf_counter() - started))
             cpu_ms_per_image.append((_cpu_s() - cpu_started) * 1e3 / summary["total"])
             png_bytes = sum(path.stat().st_size for path in out_dir.rglob("*.png"))
@@ -118,7 +121,7 @@ def write_dataset_speed(count_per_class: int, size_px: int, workers: int, repeat
     # cores / CPU time is what the machine does when nothing else runs (start-up included).
     best_cpu_ms = min(cpu_ms_per_image)
     return _rates(samples) | {
-        "workers": workers, "cpu_ms_per_image_best": round(best_cpu_ms, 2),
+        "workers": workers, "png_zlib_level": png_level, "cpu_ms_per_image_best": round(best_cpu_ms, 2),
         "cpu_bound_images_per_s": round(workers * 1e3 / best_cpu_ms, 1),
         "mean_png_kib": round(png_bytes / summary["total"] / 1024, 1),
         "includes": "worker start-up, rendering, PNG encoding and writing, synth.json, final rename"}
@@ -127,6 +130,8 @@ def write_dataset_speed(count_per_class: int, size_px: int, workers: int, repeat
 def measure(args: argparse.Namespace, workers: int, product: str) -> dict:
     return {
         "write_dataset": write_dataset_speed(args.count_per_class, args.size_px, workers, args.repeats, product),
+        "write_dataset_png_level_1": write_dataset_speed(args.count_per_class, args.size_px, workers, args.repeats,
+                                                         product, png_level=1),
         "render_parallel": render_parallel(args.count_per_class * len(CLASSES), args.size_px, workers,
                                            args.repeats, product),
         "render_one_core": render_one_core(700, args.size_px, args.size_px, args.repeats, product),

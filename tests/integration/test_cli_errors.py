@@ -85,6 +85,11 @@ def test_synth_into_a_non_empty_folder_keeps_its_files(tmp_path):
     assert (tmp_path / "keep.txt").read_text() == "precious"
 
 
+def test_synth_with_an_impossible_png_level(tmp_path):
+    assert_one_line_error(run("data", "synth", str(tmp_path / "s"), "--count", "1", "--png-level", "12"), "png_level")
+    assert not (tmp_path / "s").exists()
+
+
 def test_eval_of_a_folder_that_is_no_bundle(tmp_path):
     data = make_two_class_dataset(tmp_path / "data", per_class=3, size_px=32)
     (tmp_path / "b").mkdir()

@@ -82,7 +82,7 @@ def test_a_failure_midway_leaves_no_half_dataset(tmp_path: Path, monkeypatch: py
 @pytest.mark.parametrize(
     ("kwargs", "word"),
     [({"count_per_class": 0}, "count_per_class"), ({"size_px": 16}, "size_px"), ({"size_px": 5000}, "size_px"),
-     ({"workers": 0}, "workers"), ({"seed": -3}, "seed")],
+     ({"workers": 0}, "workers"), ({"seed": -3}, "seed"), ({"png_level": 10}, "png_level")],
 )
 def test_bad_arguments_are_config_errors_and_create_nothing(tmp_path: Path, kwargs: dict, word: str) -> None:
     arguments = {"count_per_class": 1, "size_px": 64, "workers": 1, "progress": False} | kwargs
@@ -98,3 +98,14 @@ def test_files_do_not_depend_on_the_number_of_workers(tmp_path: Path) -> None:
     one, two = _png_files(tmp_path / "one"), _png_files(tmp_path / "two")
     assert len(one) == 21
     assert one == two
+
+
+def test_png_level_changes_the_file_size_not_the_pixels(tmp_path: Path) -> None:
+    stored = write_dataset(tmp_path / "stored", count_per_class=1, seed=2, size_px=96, workers=1, progress=False)
+    write_dataset(tmp_path / "small", count_per_class=1, seed=2, size_px=96, workers=1, progress=False, png_level=1)
+    assert stored["image"]["png_zlib_level"] == 0
+    for name, data in _png_files(tmp_path / "stored").items():
+        small = (tmp_path / "small" / name).read_bytes()
+        assert len(small) < 0.8 * len(data)
+        decode = lambda raw: cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_UNCHANGED)  # noqa: E731
+        assert np.array_equal(decode(small), decode(data))
