@@ -33,8 +33,7 @@ import cv2
 import numpy as np
 
 from inspection.synthetic import CLASSES, GENERATOR_VERSION, render_item, write_dataset
-from inspection.synthetic.dataset import DEFAULT_PNG_LEVEL
-from inspection.synthetic.dataset import _init_worker
+from inspection.synthetic.dataset import DEFAULT_PNG_LEVEL, _init_worker
 
 RESULT_PATH = Path(__file__).parent / "results" / "synth_speed.json"
 

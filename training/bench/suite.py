@@ -17,10 +17,10 @@ from inspection.preprocess import prepare
 from inspection.synthetic.render import CLASSES, render_item
 from training.bench.backend_speed import Combination, measure_combination
 from training.bench.bundles import untrained_bundle
-from training.recipe import TrainRecipe
 from training.bench.machine import machine_record
 from training.bench.station_ratio import measure_station
 from training.bench.training_speed import measure_training
+from training.recipe import TrainRecipe
 from training.quantize import METHOD, quantize_qdq
 
 BACKEND_DEVICES = {"onnxruntime": ("cpu",), "torch": ("cpu", "cuda"), "tensorrt": ("cuda",)}
