@@ -136,7 +136,7 @@ def _sample_until_done(thread: threading.Thread, pipelines: list, archive_root: 
         if not pipelines:
             continue
         tally, t = pipelines[0].tally, time.monotonic() - started
-        window = np.asarray(tally.latencies_ms[seen_latencies:])
+        window = tally.latencies_ms.values()[seen_latencies:]
         frames = tally.frames
         samples.append({
             "t_s": round(t, 1),

@@ -8,7 +8,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 
-def write_latency_histogram(latencies_ms: list[float], path: Path, title: str) -> Path:
+def write_latency_histogram(latencies_ms: np.ndarray, path: Path, title: str) -> Path:
     values = np.asarray(latencies_ms, dtype=np.float64)
     figure = Figure(figsize=(7, 4), dpi=110)
     axes = figure.add_subplot()

@@ -39,16 +39,16 @@ class PipelineCollector:
             family = CounterMetricFamily(name, text)
             family.add_metric([], value)
             yield family
-        yield _histogram("inspection_latency_ms", "Capture to decision, ms", list(tally.latencies_ms))
+        yield _histogram("inspection_latency_ms", "Capture to decision, ms", tally.latencies_ms.values())
         for stage in ("prepare", "infer_per_item"):
-            yield _histogram(f"inspection_stage_{stage}_ms", f"Time in stage {stage}, ms", list(tally.stage_ms[stage]))
+            yield _histogram(f"inspection_stage_{stage}_ms", f"Time in stage {stage}, ms", tally.stage_ms[stage].values())
         queues = GaugeMetricFamily("inspection_queue_depth", "Items waiting per queue", labels=["queue"])
         for queue_name, depth in self._pipeline.queue_depths().items():
             queues.add_metric([queue_name], depth)
         yield queues
 
 
-def _histogram(name: str, text: str, values_ms: list[float]) -> HistogramMetricFamily:
+def _histogram(name: str, text: str, values_ms: np.ndarray) -> HistogramMetricFamily:
     values = np.asarray(values_ms, dtype=np.float64)
     buckets = [(str(edge), float((values <= edge).sum())) for edge in LATENCY_BUCKETS_MS]
     buckets.append(("+Inf", float(len(values))))

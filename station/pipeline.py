@@ -33,6 +33,7 @@ from station.archive import ArchiveWriter, ItemRecord
 from station.archive.errors import ArchiveError
 from station.archive.records import utc_now_iso
 from station.outcomes import final_outcome
+from station.samples import SampleSeries
 from station.signalling import GateEvent, ItemResult, RejectGate
 from station.sources import Frame, FrameSource, SourceExhausted
 
@@ -76,9 +77,9 @@ class PipelineTally:
     escapes: int = 0
     false_rejects: int = 0
     alarms: list[str] = field(default_factory=list)
-    latencies_ms: list[float] = field(default_factory=list)
-    stage_ms: dict[str, list[float]] = field(default_factory=lambda: {"prepare": [], "infer_per_item": []})
-    batch_sizes: list[int] = field(default_factory=list)
+    latencies_ms: SampleSeries = field(default_factory=SampleSeries)
+    stage_ms: dict[str, SampleSeries] = field(default_factory=lambda: {"prepare": SampleSeries(), "infer_per_item": SampleSeries()})
+    batch_sizes: SampleSeries = field(default_factory=SampleSeries)
 
 
 class StationPipeline:
