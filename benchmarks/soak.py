@@ -25,12 +25,11 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
-
 import station.runner as runner
 from station.archive import Archive
 from station.config import StationConfig
 from station.runner import RunLimits, run_station
+from station.timing_histogram import percentile_of_counts
 from training.versions import library_versions, machine_description
 
 DEFAULT_BUNDLE = Path("runs/demo/bundle")  # what `bash scripts/demo.sh` leaves behind
@@ -130,20 +129,21 @@ def _observe_pipelines() -> list:
 
 def _sample_until_done(thread: threading.Thread, pipelines: list, archive_root: Path, started: float, every_s: float) -> list[dict]:
     samples: list[dict] = []
-    seen_latencies, seen_frames, last_t = 0, 0, 0.0
+    seen_counts, seen_frames, last_t = None, 0, 0.0
     while thread.is_alive():
         thread.join(every_s)
         if not pipelines:
             continue
         tally, t = pipelines[0].tally, time.monotonic() - started
-        window = tally.latencies_ms.values()[seen_latencies:]
+        counts = tally.latencies_ms.counts()
+        window = counts if seen_counts is None else counts - seen_counts
         frames = tally.frames
         samples.append({
             "t_s": round(t, 1),
             "frames": frames,
             "throughput_fps": (frames - seen_frames) / (t - last_t) if t > last_t else 0.0,
-            "latency_ms": ({"p50": float(np.percentile(window, 50)), "p99": float(np.percentile(window, 99)),
-                            "max": float(window.max())} if len(window) else None),
+            "latency_ms": ({"p50": percentile_of_counts(window, 50), "p99": percentile_of_counts(window, 99),
+                            "max": percentile_of_counts(window, 100)} if window.sum() else None),
             "decided": sum(tally.verdicts.values()),
             "alarms": len(tally.alarms),
             "queues": pipelines[0].queue_depths(),
@@ -152,7 +152,7 @@ def _sample_until_done(thread: threading.Thread, pipelines: list, archive_root: 
             "threads": threading.active_count(),
             "archive_bytes": sum(p.stat().st_size for p in archive_root.rglob("*") if p.is_file()),
         })
-        seen_latencies += len(window)
+        seen_counts = counts
         seen_frames, last_t = frames, t
     return samples
 

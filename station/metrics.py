@@ -1,18 +1,18 @@
 """Prometheus `/metrics` for a running station, read from the pipeline's tally at scrape time.
 
-Collecting at scrape time keeps the hot path free of metric updates: the threads only append to
-the tally they keep anyway. The server binds to localhost unless configured otherwise.
+Collecting at scrape time keeps the hot path free of metric updates: the threads only record into
+the tally they keep anyway, whose timing histograms are read in constant time. The server binds to localhost unless configured otherwise.
 """
 
 from __future__ import annotations
 
 from typing import Iterator
 
-import numpy as np
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from inspection.errors import ConfigError
+from station.timing_histogram import TimingHistogram
 
 LATENCY_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000)
 
@@ -39,21 +39,21 @@ class PipelineCollector:
             family = CounterMetricFamily(name, text)
             family.add_metric([], value)
             yield family
-        yield _histogram("inspection_latency_ms", "Capture to decision, ms", tally.latencies_ms.values())
+        yield _histogram("inspection_latency_ms", "Capture to decision, ms", tally.latencies_ms)
         for stage in ("prepare", "infer_per_item"):
-            yield _histogram(f"inspection_stage_{stage}_ms", f"Time in stage {stage}, ms", tally.stage_ms[stage].values())
+            yield _histogram(f"inspection_stage_{stage}_ms", f"Time in stage {stage}, ms", tally.stage_ms[stage])
         queues = GaugeMetricFamily("inspection_queue_depth", "Items waiting per queue", labels=["queue"])
         for queue_name, depth in self._pipeline.queue_depths().items():
             queues.add_metric([queue_name], depth)
         yield queues
 
 
-def _histogram(name: str, text: str, values_ms: np.ndarray) -> HistogramMetricFamily:
-    values = np.asarray(values_ms, dtype=np.float64)
-    buckets = [(str(edge), float((values <= edge).sum())) for edge in LATENCY_BUCKETS_MS]
-    buckets.append(("+Inf", float(len(values))))
+def _histogram(name: str, text: str, timings: TimingHistogram) -> HistogramMetricFamily:
+    cumulative = timings.cumulative_counts(LATENCY_BUCKETS_MS)
+    buckets = [(str(edge), float(count)) for edge, count in zip(LATENCY_BUCKETS_MS, cumulative)]
+    buckets.append(("+Inf", float(timings.count)))
     family = HistogramMetricFamily(name, text)
-    family.add_metric([], buckets, sum_value=float(values.sum()))
+    family.add_metric([], buckets, sum_value=float(timings.total))
     return family
 
 

@@ -33,7 +33,7 @@ from station.archive import ArchiveWriter, ItemRecord
 from station.archive.errors import ArchiveError
 from station.archive.records import utc_now_iso
 from station.outcomes import final_outcome
-from station.samples import SampleSeries
+from station.timing_histogram import TimingHistogram
 from station.signalling import GateEvent, ItemResult, RejectGate
 from station.sources import Frame, FrameSource, SourceExhausted
 
@@ -77,9 +77,9 @@ class PipelineTally:
     escapes: int = 0
     false_rejects: int = 0
     alarms: list[str] = field(default_factory=list)
-    latencies_ms: SampleSeries = field(default_factory=SampleSeries)
-    stage_ms: dict[str, SampleSeries] = field(default_factory=lambda: {"prepare": SampleSeries(), "infer_per_item": SampleSeries()})
-    batch_sizes: SampleSeries = field(default_factory=SampleSeries)
+    latencies_ms: TimingHistogram = field(default_factory=TimingHistogram)
+    stage_ms: dict[str, TimingHistogram] = field(default_factory=lambda: {"prepare": TimingHistogram(), "infer_per_item": TimingHistogram()})
+    batch_sizes: TimingHistogram = field(default_factory=TimingHistogram)
 
 
 class StationPipeline:
@@ -221,7 +221,7 @@ class StationPipeline:
             self.raise_alarm(UNUSABLE_FRAME_ALARM)
             self._resolve(sequence, item, fault(f"corrupt frame: {exc}"), None)
             return
-        self.tally.stage_ms["prepare"].append((time.perf_counter() - started) * 1000)
+        self.tally.stage_ms["prepare"].record((time.perf_counter() - started) * 1000)
         if not self._source.paced:
             # Replay without a rate: the station sets the pace, so wait for room instead of overrunning.
             self._queue.put((sequence, item))
@@ -299,15 +299,15 @@ class StationPipeline:
             self.raise_alarm(f"model: inference failed: {exc}")
             return
         elapsed_ms = (time.perf_counter() - started) * 1000
-        self.tally.stage_ms["infer_per_item"].append(elapsed_ms / len(items))
-        self.tally.batch_sizes.append(len(items))
+        self.tally.stage_ms["infer_per_item"].record(elapsed_ms / len(items))
+        self.tally.batch_sizes.record(len(items))
         for sequence, item, row, decision in zip(sequences, items, probabilities, decide_batch(probabilities, self._policy)):
             self._resolve(sequence, item, decision, row)
 
     def _resolve(self, sequence: int, item: _InFlight, decision: Decision, probabilities: np.ndarray | None) -> None:
         item.decision, item.probabilities, item.decided_utc = decision, probabilities, utc_now_iso()
         item.prepared = None  # the batch is done with it; free the memory early
-        self.tally.latencies_ms.append((time.monotonic() - item.frame.trigger_time_s) * 1000)
+        self.tally.latencies_ms.record((time.monotonic() - item.frame.trigger_time_s) * 1000)
         self.gate.resolve(sequence, ItemResult.from_decision(sequence, decision, self._policy.class_names))
 
     # ------------------------------------------------------------------ gate thread

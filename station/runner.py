@@ -28,7 +28,6 @@ from station.config import (
 from station.latency_plot import write_latency_histogram
 from station.metrics import serve_metrics
 from station.pipeline import PipelineSettings, StationPipeline
-from station.samples import SampleSeries
 from station.sequence_ledger import SequenceLedger, ledger_path, recover_in_flight
 from station.signalling import ModbusPlcOutput, RejectGate, ResultOutput, SimulatedRejector
 from station.sources import FrameSource
@@ -119,7 +118,7 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
         summary["backend_choice"] = backend_choice
         summary["recovered_in_flight"] = {"lot": recovered[0], "sequences": recovered[1]}
         if latency_png is not None:
-            summary["latency_png"] = str(write_latency_histogram(pipeline.tally.latencies_ms.values(), latency_png, config.station.id))
+            summary["latency_png"] = str(write_latency_histogram(pipeline.tally.latencies_ms, latency_png, config.station.id))
         return summary
     finally:
         if ledger is not None:
@@ -307,13 +306,6 @@ class _StatusLine:
                 f"fault {v['fault']}  late {t.late}  alarms {len(t.alarms)}")
 
 
-def _percentiles(values: SampleSeries) -> dict:
-    array = values.values()
-    if not len(array):
-        return {"p50": None, "p99": None, "max": None}
-    return {"p50": float(np.percentile(array, 50)), "p99": float(np.percentile(array, 99)), "max": float(array.max())}
-
-
 def summarise(pipeline: StationPipeline, bundle: Bundle, backend: Backend, raw_fps: float, elapsed_s: float,
               archive: ArchiveWriter | None, unarchived: int, audit) -> dict:
     t = pipeline.tally
@@ -330,9 +322,9 @@ def summarise(pipeline: StationPipeline, bundle: Bundle, backend: Backend, raw_f
         "archived": archive.archived_count if archive is not None else 0,
         "unarchived": unarchived,
         "throughput_fps": t.frames / elapsed_s if elapsed_s > 0 else 0.0,
-        "latency_ms": _percentiles(t.latencies_ms),
-        "stage_ms": {name: _percentiles(values) for name, values in t.stage_ms.items()},
-        "mean_batch_size": float(np.mean(t.batch_sizes.values())) if len(t.batch_sizes) else 0.0,
+        "latency_ms": t.latencies_ms.summary(),
+        "stage_ms": {name: timings.summary() for name, timings in t.stage_ms.items()},
+        "mean_batch_size": t.batch_sizes.mean() or 0.0,
         "overruns": t.overruns,
         "corrupt_frames": t.corrupt_frames,
         "missed_by_source": t.missed_by_source,
