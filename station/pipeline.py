@@ -105,6 +105,7 @@ class StationPipeline:
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._in_flight: dict[int, _InFlight] = {}
         self._lock = threading.Lock()
+        self._alarms_lock = threading.Lock()
         self._stop = threading.Event()
         self._completed = threading.Condition(self._lock)
         self._finished = 0
@@ -114,6 +115,7 @@ class StationPipeline:
         self.tally = PipelineTally()
         self.backlog: list[ItemRecord] = []
         self.gate: RejectGate = gate_factory(self._on_gate_event)
+        self.gate.on_alarm = self._record_alarm  # the gate has already raised it on the output
 
     # ------------------------------------------------------------------ control
 
@@ -396,14 +398,21 @@ class StationPipeline:
             self.tally.archived_submitted += 1
         return len(self.backlog)
 
+    def _record_alarm(self, reason: str) -> bool:
+        """Add the alarm to the run's list unless it repeats the last one; True when added."""
+        with self._alarms_lock:  # its own lock: the gate thread calling in never waits on _lock
+            if self.tally.alarms and self.tally.alarms[-1] == reason:
+                return False
+            self.tally.alarms.append(reason)
+            return True
+
     def raise_alarm(self, reason: str) -> None:
         """Record the alarm and raise the line's alarm output (line stop); repeated reasons once.
 
         The text before the first ":" picks the PLC's ALARM_REASON code (register_map.AlarmReason).
         """
-        if self.tally.alarms and self.tally.alarms[-1] == reason:
+        if not self._record_alarm(reason):
             return
-        self.tally.alarms.append(reason)
         if self._alarm_output is not None:
             try:
                 self._alarm_output(reason)

@@ -143,6 +143,8 @@ class RejectGate:
         self._count = {f.name: 0 for f in fields(GateCounts) if f.name != "pending"}
         self._draining = self._stopping = self._closed = False
         self.alarm_active, self.alarm_reason = False, ""
+        # Told every alarm the gate raises on its output, so the station's run summary lists it too.
+        self.on_alarm: Callable[[str], None] | None = None
         self._reconnect_wanted = threading.Event()
         self._stop = threading.Event()
         self._scheduler = threading.Thread(target=self._run, name="reject-gate", daemon=True)
@@ -310,6 +312,11 @@ class RejectGate:
 
     def _raise_alarm(self, reason: str) -> None:
         self.alarm_active, self.alarm_reason = True, reason
+        if self.on_alarm is not None:
+            try:
+                self.on_alarm(reason)
+            except Exception:  # noqa: BLE001 - a faulty observer must not stop the signalling
+                log.exception("on_alarm callback failed")
         try:
             self._output.set_alarm(True, reason)
         except Exception:  # noqa: BLE001 - the output keeps the wanted alarm and re-writes it on reconnect

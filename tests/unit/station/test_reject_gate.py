@@ -120,6 +120,8 @@ def test_item_reached_past_the_gate_window_is_not_published_and_stops_the_line()
     rejector = SimulatedRejector(publish_delay_s=0.250)
     events: list[GateEvent] = []
     gate = make_gate(rejector, delay_ms=30, window_ms=50, on_outcome=events.append)
+    told: list[str] = []
+    gate.on_alarm = told.append
     t0 = time.monotonic()
     gate.track(1, t0)
     gate.track(2, t0 + 0.010)
@@ -130,6 +132,7 @@ def test_item_reached_past_the_gate_window_is_not_published_and_stops_the_line()
     assert rejector.sequences == [1]  # firing item 2 now would hit whatever is at the gate now
     assert gate.alarm_active and gate.alarm_reason.startswith("missed_gate: item 2")
     assert rejector.alarm_active and rejector.alarms[-1].active
+    assert told == [gate.alarm_reason]  # the station's run summary lists it too
     counts = gate.counts()
     assert (counts.published, counts.missed_gate) == (1, 1)
     assert counts.balanced
