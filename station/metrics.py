@@ -1,7 +1,8 @@
 """Prometheus `/metrics` for a running station, read from the pipeline's tally at scrape time.
 
 Collecting at scrape time keeps the hot path free of metric updates: the threads only record into
-the tally they keep anyway, whose timing histograms are read in constant time. The server binds to localhost unless configured otherwise.
+the tally they keep anyway, whose timing histograms are read in constant time. The server binds to
+localhost unless configured otherwise.
 """
 
 from __future__ import annotations

@@ -33,9 +33,9 @@ from station.archive import ArchiveWriter, ItemRecord
 from station.archive.errors import ArchiveError
 from station.archive.records import utc_now_iso
 from station.outcomes import final_outcome
-from station.timing_histogram import TimingHistogram
 from station.signalling import GateEvent, ItemResult, RejectGate
 from station.sources import Frame, FrameSource, SourceExhausted
+from station.timing_histogram import TimingHistogram
 
 _STOP = object()
 UNUSABLE_FRAME_ALARM = "camera: unusable frames (lost, corrupt or incomplete); those items are faults, see their records"
