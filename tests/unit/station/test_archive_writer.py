@@ -102,7 +102,7 @@ def test_append_failure_stops_intake_and_loses_nothing_acknowledged(tmp_path: Pa
     writer.flush(timeout_s=10)
     monkeypatch.setattr(store_module, "_write_file_durably", disk_full_for_images)
     writer.submit(make_record(10, np.zeros((8, 8), dtype=np.uint8)))
-    wait_until(lambda: writer.failure is not None)
+    wait_until(lambda: len(failures) == 1)  # the callback runs after `failure` is published
     assert isinstance(writer.failure, ArchiveError) and "disk full or not writable" in str(writer.failure)
     assert failures == [writer.failure]
     with pytest.raises(ArchiveFailed, match="disk full or not writable.*1 records are not archived"):
