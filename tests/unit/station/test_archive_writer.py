@@ -61,10 +61,11 @@ def test_500_records_all_archived_in_order(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_full_queue_raises_backpressure_and_drops_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    release = threading.Event()
+    release, appending = threading.Event(), threading.Event()
     real_append_many = Archive.append_many
 
     def slow_append_many(self: Archive, records: list[ItemRecord]) -> list[str]:
+        appending.set()
         assert release.wait(10), "test never released the writer"
         return real_append_many(self, records)
 
@@ -72,7 +73,8 @@ def test_full_queue_raises_backpressure_and_drops_nothing(tmp_path: Path, monkey
     writer = ArchiveWriter(tmp_path, max_queue=2)
     writer.start()
     writer.submit(make_record(0))
-    wait_until(lambda: writer.queue_depth == 0)  # the writer took it and is blocked in append
+    # Blocked in append with its batch taken: later submits stay queued (not drawn into that batch).
+    assert appending.wait(10)
     writer.submit(make_record(1))
     writer.submit(make_record(2))
     with pytest.raises(ArchiveBackpressure, match="archive queue is full \\(2 records waiting\\) at lot 'L1' sequence 3"):
