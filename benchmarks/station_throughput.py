@@ -1,13 +1,14 @@
 """Station end-to-end throughput against the raw backend, and latency at a line rate.
 
-    .venv/bin/python benchmarks/station_throughput.py BUNDLE [--frames N] [--out FILE]
+    .venv/bin/python benchmarks/station_throughput.py BUNDLE [--frames N] [--product NAME] [--out FILE]
 
 Runs of the synthetic line (640x480 camera-like frames from memory, 2% defects):
   1. unpaced, no archive: the pipeline alone; throughput_fps / backend_raw_fps is the target ratio;
   2. unpaced, default archive policy (every exception and every 100th pass);
   3. paced at 100 items/s with the archive: capture-to-decision latency percentiles.
 The archive writes one lossless 640x480 PNG per exception (about 20/s on 2 cores), so a model that
-rejects much more than the line's defect rate makes run 2 archive-bound.
+rejects much more than the line's defect rate makes run 2 archive-bound. `--product` sets the line's
+product (default `mixed`); a bundle trained on one product belongs on a line of that product.
 """
 
 from __future__ import annotations
@@ -28,11 +29,11 @@ KEYS = ("frames", "passed", "rejected", "uncertain", "fault", "late", "archived"
         "overruns", "escapes", "false_rejects")
 
 
-def run(bundle: Path, frames: int, rate_hz: float | None, archive: Path | None) -> dict:
+def run(bundle: Path, frames: int, rate_hz: float | None, archive: Path | None, product: str = "mixed") -> dict:
     config = StationConfig.model_validate({
         "bundle": bundle,
         "backend": {"kind": "onnxruntime", "threads": 2},
-        "source": {"kind": "synthetic", "rate_hz": rate_hz, "defect_rate": 0.02, "seed": 11},
+        "source": {"kind": "synthetic", "rate_hz": rate_hz, "defect_rate": 0.02, "seed": 11, "product": product},
         "archive": {"path": archive},
     })
     summary = run_station(config, RunLimits(frames=frames), progress=False)
@@ -50,13 +51,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("bundle", type=Path)
     parser.add_argument("--frames", type=int, default=5000)
+    parser.add_argument("--product", default="mixed")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/station_cpu.json"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        unpaced = run(args.bundle, args.frames, None, None)
-        archived = run(args.bundle, args.frames // 5, None, Path(tmp) / "a")
-        paced = run(args.bundle, min(args.frames, 1500), 100.0, Path(tmp) / "b")
+        unpaced = run(args.bundle, args.frames, None, None, args.product)
+        archived = run(args.bundle, args.frames // 5, None, Path(tmp) / "a", args.product)
+        paced = run(args.bundle, min(args.frames, 1500), 100.0, Path(tmp) / "b", args.product)
     result = {"machine": machine_description(), "versions": library_versions(), "bundle": str(args.bundle),
+              "product": args.product,
               "unpaced_no_archive": unpaced, "unpaced_with_archive": archived, "paced_100hz_with_archive": paced}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -76,6 +76,30 @@ def _resize(image: np.ndarray, size_px: int, mode: ResizeMode) -> np.ndarray:
 def _resize_to(image: np.ndarray, width: int, height: int) -> np.ndarray:
     if (image.shape[1], image.shape[0]) == (width, height):
         return image
+    factor = _odd_integer_shrink_factor(image, width, height)
+    if factor is not None:
+        return _area_shrink_odd(image, factor)
     shrinking = width < image.shape[1] or height < image.shape[0]
     # INTER_AREA avoids aliasing when a camera frame shrinks to model size; it is slow for upscaling.
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def _odd_integer_shrink_factor(image: np.ndarray, width: int, height: int) -> int | None:
+    """k when the image shrinks by the same odd whole number k on both axes, else None."""
+    factor, remainder = divmod(image.shape[1], width)
+    if remainder or factor < 3 or factor % 2 == 0 or image.shape[0] != factor * height:
+        return None
+    return factor
+
+
+def _area_shrink_odd(image: np.ndarray, factor: int) -> np.ndarray:
+    """cv2.INTER_AREA for an odd whole-number factor, byte for byte, in about half the time.
+
+    Both round each k x k block's mean to the nearest integer; with k*k odd a mean is never exactly
+    half-way, so there is no tie to round differently. A box blur anchored at its top-left corner
+    is vectorised and holds each block's mean at the block's first pixel, which is the pixel a
+    nearest-neighbour resize by exactly k picks. The default geometry shrinks by exactly 3 (a 0.8
+    crop of a 480-line frame is 384 px, to 128 px), on every frame of the station."""
+    height, width = image.shape[:2]
+    blurred = cv2.blur(image, (factor, factor), anchor=(0, 0))
+    return cv2.resize(blurred, (width // factor, height // factor), interpolation=cv2.INTER_NEAREST)

@@ -13,6 +13,7 @@ strings "NaN", "Infinity", "-Infinity" so that the text is standard JSON.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -85,7 +86,13 @@ def utc_now_iso() -> str:
     """Now as ISO 8601 UTC with microseconds, e.g. 2026-11-26T16:01:02.123456Z (trusted = NTP-synced clock)."""
     now_ns = time.time_ns()
     seconds, rest_ns = divmod(now_ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{rest_ns // 1000:06d}Z"
+    return _utc_second_iso(seconds) + f".{rest_ns // 1000:06d}Z"
+
+
+@functools.lru_cache(maxsize=4)
+def _utc_second_iso(seconds: int) -> str:
+    # Every item is stamped three times; formatting each second once keeps strftime off the capture path.
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 def canonical_json(value: Any) -> str:

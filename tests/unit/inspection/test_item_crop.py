@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from inspection.input_spec import default_input_spec
-from inspection.item_crop import crop_around_item, locate_item
+from inspection.item_crop import _median_per_column, crop_around_item, locate_item
 from inspection.preprocess import prepare
 
 
@@ -68,3 +68,12 @@ def test_prepare_crops_before_resizing_and_is_deterministic():
 def test_crop_share_out_of_range_is_refused():
     with pytest.raises(ValueError, match="item_crop_fraction"):
         default_input_spec(96, 3, item_crop_fraction=1.5)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 636, 637])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_background_median_equals_numpy_median(rows: int, channels: int) -> None:
+    # The crop must not move when the median's implementation does: bundles were trained on it.
+    values = np.random.default_rng(rows * channels).integers(0, 256, size=(rows, channels), dtype=np.uint8)
+    median = _median_per_column(values)
+    assert median.dtype == np.float64 and np.array_equal(median, np.median(values, axis=0))

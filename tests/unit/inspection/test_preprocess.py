@@ -1,9 +1,10 @@
 import numpy as np
+import cv2
 import pytest
 
 from inspection.errors import CorruptImageError
 from inspection.input_spec import ColourOrder, InputLayout, InputSpec, ResizeMode, default_input_spec
-from inspection.preprocess import prepare, preprocess, to_model_input
+from inspection.preprocess import _resize_to, prepare, preprocess, to_model_input
 
 
 def spec(**overrides) -> InputSpec:
@@ -75,3 +76,23 @@ def test_bad_frames_are_refused_with_a_clear_error(bad):
 def test_spec_rejects_inconsistent_channels():
     with pytest.raises(ValueError, match="colour_order"):
         InputSpec(size_px=32, channels=1, colour_order=ColourOrder.RGB, mean=(0.5,), std=(0.5,))
+
+
+@pytest.mark.parametrize(("factor", "out_hw"), [(3, (128, 128)), (3, (20, 30)), (5, (16, 24)), (7, (9, 9))])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_odd_whole_number_shrink_is_inter_area_byte_for_byte(factor, out_hw, channels):
+    # The fast path must not change a pixel: bundles were trained and calibrated on INTER_AREA.
+    height, width = out_hw
+    shape = (height * factor, width * factor) + ((channels,) if channels == 3 else ())
+    for seed in range(5):
+        image = np.random.default_rng(seed).integers(0, 256, size=shape, dtype=np.uint8)
+        expected = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+        resized = _resize_to(image, width, height)
+        assert resized.flags.c_contiguous and np.array_equal(resized, expected)
+
+
+@pytest.mark.parametrize(("in_hw", "out_hw"), [((256, 256), (128, 128)), ((384, 384), (100, 100)), ((384, 390), (128, 128))])
+def test_other_shrinks_still_use_inter_area(in_hw, out_hw):
+    image = np.random.default_rng(0).integers(0, 256, size=in_hw + (3,), dtype=np.uint8)
+    expected = cv2.resize(image, out_hw[::-1], interpolation=cv2.INTER_AREA)
+    assert np.array_equal(_resize_to(image, out_hw[1], out_hw[0]), expected)
