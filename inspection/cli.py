@@ -246,6 +246,8 @@ def cmd_station_run(args: argparse.Namespace) -> int:
             f"({summary['throughput_vs_raw']:.0%} of the backend's raw {summary['backend_raw_fps']:.0f}/s); "
             f"p99 latency {summary['latency_ms']['p99']:.1f} ms; archived {summary['archived']}; audit verified {summary['audit_verified']}"
         )
+    for message in summary["warnings"]:
+        print(f"warning: {message}", file=sys.stderr)
     recovered = summary.get("recovered_in_flight", {}).get("sequences")
     if recovered:
         print(f"warning: {len(recovered)} items of lot {summary['recovered_in_flight']['lot']} (sequences {recovered[0]}.."

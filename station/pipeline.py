@@ -112,6 +112,7 @@ class StationPipeline:
         self._passes_seen = 0
         self._source_alarms_seen = 0
         self._frame_shape: tuple[int, ...] | None = None  # of the first frame, for sources with a fixed resolution
+        self.first_frame_wh: tuple[int, int] | None = None  # compared with the training frames' size after the run
         self.tally = PipelineTally()
         self.backlog: list[ItemRecord] = []
         self.gate: RejectGate = gate_factory(self._on_gate_event)
@@ -184,6 +185,8 @@ class StationPipeline:
                 self.raise_alarm(UNUSABLE_FRAME_ALARM)  # one text, so a burst of bad frames alarms once
                 self._resolve(sequence, item, fault(f"no usable frame: {frame.error}"), None)
                 continue
+            if self.first_frame_wh is None:
+                self.first_frame_wh = (frame.image.shape[1], frame.image.shape[0])
             changed = self._resolution_change(frame.image.shape)
             if changed:
                 self.tally.corrupt_frames += 1

@@ -25,6 +25,7 @@ from station.config import (
     StationConfig,
     SyntheticSourceSettings,
 )
+from station.geometry import frame_size_warning
 from station.latency_plot import write_latency_histogram
 from station.metrics import serve_metrics
 from station.pipeline import PipelineSettings, StationPipeline
@@ -116,6 +117,8 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
             summary["archive_failure"] = archive_failure
             summary["unarchived_sequences"] = unarchived
         summary["backend_choice"] = backend_choice
+        geometry = frame_size_warning(pipeline.first_frame_wh, bundle.meta.dataset.get("train_frame_sizes"), str(bundle.path))
+        summary["warnings"] = [geometry] if geometry else []
         summary["recovered_in_flight"] = {"lot": recovered[0], "sequences": recovered[1]}
         if latency_png is not None:
             summary["latency_png"] = str(write_latency_histogram(pipeline.tally.latencies_ms, latency_png, config.station.id))

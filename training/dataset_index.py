@@ -70,6 +70,8 @@ class DatasetIndex:
             "groups": len({e.group for e in self.entries}),
             "skipped": len(self.skipped),
             "dataset_hash": self.dataset_hash,
+            # What the camera delivered for training: a station whose frames differ warns (station.geometry).
+            "train_frame_sizes": dict(Counter(f"{e.width}x{e.height}" for e in self.split("train")).most_common()),
         }
 
 

@@ -76,7 +76,9 @@ def run_demo_line(bundle_path: Path, archive_path: Path, progress: bool) -> dict
     config = StationConfig.model_validate({
         "station": {"id": "demo-line", "lot": "DEMO-LOT", "operator": "demo"},
         "bundle": bundle_path,
-        "source": {"kind": "synthetic", "rate_hz": DEMO_LINE_RATE_HZ, "defect_rate": 0.02, "product": DEMO_PRODUCT},
+        # The line's camera is the one the training images came from (station/geometry.py says why).
+        "source": {"kind": "synthetic", "rate_hz": DEMO_LINE_RATE_HZ, "defect_rate": 0.02, "product": DEMO_PRODUCT,
+                   "width_px": DEMO_IMAGE_SIZE_PX, "height_px": DEMO_IMAGE_SIZE_PX},
         "archive": {"path": archive_path},
     })
     summary = run_station(config, RunLimits(frames=DEMO_LINE_FRAMES), progress=progress)

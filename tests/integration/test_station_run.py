@@ -15,7 +15,7 @@ from inspection.bundle import load_bundle
 from inspection.image_io import read_image
 from inspection.preprocess import prepare
 from station.archive import Archive, verify_archive
-from station.config import load_station_config
+from station.config import StationConfig, load_station_config
 from station.runner import RunLimits, run_station
 from station.sources.replay import FolderReplaySource
 from helpers.images import write_png
@@ -45,6 +45,9 @@ def test_synthetic_line_counts_balance_and_archive_verifies(tiny_bundle, tmp_pat
     assert s["frames"] == 200 == s["passed"] + s["rejected"] + s["uncertain"] + s["fault"]
     assert s["audit_verified"] is True and s["unarchived"] == 0
     assert (tmp_path / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The tiny bundle learned from 64x64 frames; this line's camera gives 160x120.
+    assert len(s["warnings"]) == 1 and "160x120 frames" in s["warnings"][0] and "trained on 64x64" in s["warnings"][0]
+    assert "warning: the line delivers 160x120 frames" in result.stderr
     for key in ("throughput_fps", "backend_raw_fps", "latency_ms", "late", "escapes", "false_rejects", "backend"):
         assert key in s
     with Archive.open(tmp_path / "archive", create=False) as archive:
@@ -60,6 +63,14 @@ def test_synthetic_line_counts_balance_and_archive_verifies(tiny_bundle, tmp_pat
     assert verify.returncode == 0, verify.stderr
     report = cli("audit", "report", str(tmp_path / "archive"), "--lot", "L42", "--out", str(tmp_path / "report"))
     assert report.returncode == 0 and (tmp_path / "report" / "lot_L42.csv").is_file()
+
+
+def test_a_line_with_the_training_frames_size_has_no_warning(tiny_bundle, tmp_path):
+    config = StationConfig.model_validate({
+        "bundle": tiny_bundle, "archive": {"path": None},
+        "source": {"kind": "synthetic", "pool_size": 8, "width_px": 64, "height_px": 64},
+    })
+    assert run_station(config, RunLimits(frames=20), progress=False)["warnings"] == []
 
 
 def test_folder_replay_faults_a_corrupt_frame_and_still_balances(tiny_bundle, tmp_path):

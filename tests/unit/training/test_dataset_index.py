@@ -94,6 +94,17 @@ def test_mixed_sizes_and_grey_images_are_accepted(tmp_path):
     assert index.channels == 3
 
 
+def test_summary_counts_the_training_frames_sizes(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        write_png(tmp_path / "ab"[i % 2] / f"{i}.png", blob_image(rng, 40 if i < 8 else 64, i % 2 == 0))
+    index = index_dataset(tmp_path, progress=False)
+    expected: dict[str, int] = defaultdict(int)
+    for e in index.split("train"):
+        expected[f"{e.width}x{e.height}"] += 1
+    assert index.summary()["train_frame_sizes"] == dict(expected) and sum(expected.values()) == len(index.split("train"))
+
+
 def test_empty_tree_is_a_clear_error(tmp_path):
     with pytest.raises(DataError, match="no class folders with images"):
         index_dataset(tmp_path, progress=False)
