@@ -1,6 +1,6 @@
 """Station end-to-end throughput against the raw backend, and latency at a line rate.
 
-    .venv/bin/python benchmarks/station_throughput.py BUNDLE [--frames N] [--product NAME] [--out FILE]
+    .venv/bin/python benchmarks/station_throughput.py BUNDLE [--frames N] [--product NAME] [--threads N] [--out FILE]
 
 Runs of the synthetic line (640x480 camera-like frames from memory, 2% defects):
   1. unpaced, no archive: the pipeline alone; throughput_fps / backend_raw_fps is the target ratio;
@@ -9,6 +9,7 @@ Runs of the synthetic line (640x480 camera-like frames from memory, 2% defects):
 The archive writes one lossless 640x480 PNG per exception (about 20/s on 2 cores), so a model that
 rejects much more than the line's defect rate makes run 2 archive-bound. `--product` sets the line's
 product (default `mixed`); a bundle trained on one product belongs on a line of that product.
+`--threads` sets the station's model threads (default: unset, ONNX Runtime's own, every core).
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ KEYS = ("frames", "passed", "rejected", "uncertain", "fault", "late", "archived"
         "overruns", "escapes", "false_rejects")
 
 
-def run(bundle: Path, frames: int, rate_hz: float | None, archive: Path | None, product: str = "mixed") -> dict:
+def run(bundle: Path, frames: int, rate_hz: float | None, archive: Path | None, product: str = "mixed",
+        threads: int | None = None) -> dict:
     config = StationConfig.model_validate({
         "bundle": bundle,
-        "backend": {"kind": "onnxruntime"},  # the station's default threads: the cores less the capture thread's
+        "backend": {"kind": "onnxruntime", "threads": threads},
         "source": {"kind": "synthetic", "rate_hz": rate_hz, "defect_rate": 0.02, "seed": 11, "product": product},
         "archive": {"path": archive},
     })
@@ -56,14 +58,15 @@ def main() -> None:
     parser.add_argument("bundle", type=Path)
     parser.add_argument("--frames", type=int, default=5000)
     parser.add_argument("--product", default="mixed")
+    parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/station_cpu.json"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        unpaced = run(args.bundle, args.frames, None, None, args.product)
-        archived = run(args.bundle, args.frames // 5, None, Path(tmp) / "a", args.product)
-        paced = run(args.bundle, min(args.frames, 1500), 100.0, Path(tmp) / "b", args.product)
+        unpaced = run(args.bundle, args.frames, None, None, args.product, args.threads)
+        archived = run(args.bundle, args.frames // 5, None, Path(tmp) / "a", args.product, args.threads)
+        paced = run(args.bundle, min(args.frames, 1500), 100.0, Path(tmp) / "b", args.product, args.threads)
     result = {"machine": machine_description(), "versions": library_versions(), "bundle": str(args.bundle),
-              "product": args.product,
+              "product": args.product, "threads": args.threads,
               "unpaced_no_archive": unpaced, "unpaced_with_archive": archived, "paced_100hz_with_archive": paced}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -159,9 +158,6 @@ def open_station_backend(config: StationConfig, bundle: Bundle) -> tuple[Backend
     Returns the backend, its raw throughput at the station's batch size, and what was compared.
     """
     settings, batch = config.backend, config.batching.max_batch
-    threads = settings.threads
-    if threads is None and settings.device == "cpu":
-        threads = inference_threads_left(len(os.sched_getaffinity(0)), config.batching.prepare_threads)
     candidates = station_backend_candidates(settings.kind, settings.precision, settings.device, bundle)
     choosing = len(candidates) > 1 or "auto" in (settings.kind, settings.precision)
     measured: dict[str, float] = {}
@@ -170,7 +166,7 @@ def open_station_backend(config: StationConfig, bundle: Bundle) -> tuple[Backend
         try:
             # Fixed-batch runtimes size their buffers; ONNX Runtime's threads share the cores with capture.
             options = {"spin_wait": settings.spin_wait} if kind == BackendKind.ONNXRUNTIME else {"max_batch": batch}
-            backend = open_backend(kind, bundle, device=settings.device, threads=threads, precision=precision, **options)
+            backend = open_backend(kind, bundle, device=settings.device, threads=settings.threads, precision=precision, **options)
         except (BackendError, BackendUnavailableError):
             if not choosing:
                 raise
@@ -186,15 +182,6 @@ def open_station_backend(config: StationConfig, bundle: Bundle) -> tuple[Backend
     if best is None:
         raise BackendUnavailableError(f"no backend could run {bundle.path} on {settings.device}. Check the backend settings.")
     return best[0], best[1], {"requested": f"{settings.kind}/{settings.precision}", "raw_fps_by_backend": measured}
-
-
-def inference_threads_left(cores: int, prepare_threads: int) -> int:
-    """CPU threads for the model when the config leaves them unset: the cores less those preparing frames.
-
-    Preparation runs beside inference on every frame. A model that takes every core stalls at its own
-    thread barriers whenever the capture thread holds one: on 2 cores the station ran 1,035 frames/s
-    (median of 8) with ONNX Runtime on 1 thread against 931 on 2 (README, Measured results)."""
-    return max(1, cores - prepare_threads)
 
 
 def station_backend_candidates(kind: str, precision: str, device: str, bundle: Bundle) -> list[tuple[str, str]]:

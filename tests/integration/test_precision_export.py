@@ -86,11 +86,7 @@ def test_bench_writes_a_result_naming_the_machine(tmp_path):
     assert result.returncode == 0, result.stderr
     saved = json.loads(out.read_text())
     assert saved["machine"]["cpu"] and saved["backends"][0]["images_per_s"] > 0
-    station = saved["station"][0]
-    assert station["frames"] == 40 and 0 < station["throughput_vs_raw"]
-    # On the CPU the station leaves a core to preparation; the ratio is also given against the model on every core.
-    assert station["backend_raw_fps_all_cores"] > 0 and 0 < station["throughput_vs_all_cores_raw"] <= station["throughput_vs_raw"]
-    assert "raw fps (all cores)" in out.with_suffix(".md").read_text()
+    assert saved["station"][0]["frames"] == 40 and 0 < saved["station"][0]["throughput_vs_raw"]
     assert out.with_suffix(".md").is_file() and out.with_suffix(".png").is_file()
     # The station row prepares frames as a default trained bundle does: cropped around the item.
     (bundle_dir,) = [p for p in (tmp_path / "cache").iterdir() if (p / "bundle.json").is_file()]

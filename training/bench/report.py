@@ -43,13 +43,11 @@ def markdown_table(result: dict) -> str:
                          f"{row['images_per_s']:,.0f} | {_number(row.get('gpu_resident_images_per_s'))} | {lat['p50']:.3f} | "
                          f"{lat['p99']:.3f} | {row['description']} |")
     if result.get("station"):
-        lines += ["", "| station (synthetic line, unpaced, no archive) | backend | batch | prepare threads | station fps | "
-                  "raw fps (station's threads) | ratio | raw fps (all cores) | ratio to the better raw |",
-                  "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += ["", "| station (synthetic line, unpaced, no archive) | backend | batch | prepare threads | station fps | raw fps | ratio |",
+                  "|---|---|---:|---:|---:|---:|---:|"]
         for s in result["station"]:
             lines.append(f"| {s['model']} | {s['backend']} {s['device']} {s['precision']} | {s['max_batch']} | {s.get('prepare_threads', 1)} | "
-                         f"{s['throughput_fps']:,.0f} | {s['backend_raw_fps']:,.0f} | {s['throughput_vs_raw']:.2f} | "
-                         f"{_number(s.get('backend_raw_fps_all_cores'))} | {_ratio(s.get('throughput_vs_all_cores_raw'))} |")
+                         f"{s['throughput_fps']:,.0f} | {s['backend_raw_fps']:,.0f} | {s['throughput_vs_raw']:.2f} |")
     if result.get("training"):
         lines += ["", "| training | device | batch | loop images/s (augmentation included) | forward+backward images/s |",
                   "|---|---|---:|---:|---:|"]
@@ -63,10 +61,6 @@ def markdown_table(result: dict) -> str:
 
 def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
-
-
-def _ratio(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
 
 
 def plot(result: dict, path: Path) -> None:
