@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from inspection.errors import ConfigError, CorruptImageError
 from inspection.image_io import is_image_path, read_image, to_canonical_image
@@ -13,6 +16,9 @@ from station.sources.base import Frame, SourceExhausted
 from station.sources.pacing import Pacer
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".m4v"})
+# Files decoded ahead of the station on one thread, as a camera delivers decoded frames: decoding
+# a PNG overlaps with preparing the previous frame and with inference instead of preceding them.
+READ_AHEAD_FILES = 4
 
 
 class FolderReplaySource:
@@ -27,7 +33,9 @@ class FolderReplaySource:
         self._frames = frames
         self._loop = loop
         self._paths: list[Path] = []
-        self._position = 0
+        self._submitted = 0  # files given to the decoder
+        self._decoder: ThreadPoolExecutor | None = None
+        self._pending: deque[tuple[Path, Future[np.ndarray]]] = deque()
         self.description = f"folder replay {self._folder}, {rate_hz or 'max'} Hz"
 
     def open(self) -> None:
@@ -36,25 +44,40 @@ class FolderReplaySource:
         self._paths = sorted(p for p in self._folder.rglob("*") if p.is_file() and is_image_path(p))
         if not self._paths:
             raise ConfigError(f"replay folder {self._folder} holds no PNG/JPEG/BMP/TIFF images. Pass a folder of images.")
+        self._decoder = ThreadPoolExecutor(1, thread_name_prefix="replay-decode")
+        self._decode_ahead()
 
     def read(self) -> Frame:
-        if self._frames is not None and self._position >= self._frames:
+        if not self._pending:
             raise SourceExhausted
-        if self._position >= len(self._paths) and not self._loop:
-            raise SourceExhausted
-        path = self._paths[self._position % len(self._paths)]
-        self._position += 1
+        path, decoded = self._pending.popleft()
+        self._decode_ahead()
         trigger = self._pacer.wait()
         key = path.relative_to(self._folder).as_posix()
         label = path.parent.name if path.parent != self._folder else None
         try:
-            image = read_image(path)
+            image = decoded.result()
         except CorruptImageError as exc:
             return Frame(key, None, trigger, utc_now_iso(), label, error=str(exc))
         return Frame(key, image, trigger, utc_now_iso(), label)
 
     def close(self) -> None:
+        if self._decoder is not None:
+            self._decoder.shutdown(wait=True, cancel_futures=True)
+            self._decoder = None
+        self._pending.clear()
         self._paths = []
+
+    def _decode_ahead(self) -> None:
+        while len(self._pending) < READ_AHEAD_FILES and self._has_file(self._submitted):
+            path = self._paths[self._submitted % len(self._paths)]
+            self._pending.append((path, self._decoder.submit(read_image, path)))
+            self._submitted += 1
+
+    def _has_file(self, index: int) -> bool:
+        if self._frames is not None and index >= self._frames:
+            return False
+        return self._loop or index < len(self._paths)
 
 
 class VideoCaptureSource:
