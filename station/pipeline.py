@@ -111,8 +111,7 @@ class StationPipeline:
         self._finished = 0
         self._passes_seen = 0
         self._source_alarms_seen = 0
-        self._frame_shape: tuple[int, ...] | None = None  # of the first frame, for sources with a fixed resolution
-        self.first_frame_wh: tuple[int, int] | None = None  # compared with the training frames' size after the run
+        self._frame_shape: tuple[int, ...] | None = None  # of the first usable frame
         self.tally = PipelineTally()
         self.backlog: list[ItemRecord] = []
         self.gate: RejectGate = gate_factory(self._on_gate_event)
@@ -185,8 +184,6 @@ class StationPipeline:
                 self.raise_alarm(UNUSABLE_FRAME_ALARM)  # one text, so a burst of bad frames alarms once
                 self._resolve(sequence, item, fault(f"no usable frame: {frame.error}"), None)
                 continue
-            if self.first_frame_wh is None:
-                self.first_frame_wh = (frame.image.shape[1], frame.image.shape[0])
             changed = self._resolution_change(frame.image.shape)
             if changed:
                 self.tally.corrupt_frames += 1
@@ -242,14 +239,17 @@ class StationPipeline:
         self.raise_alarm("decision_timeout: overrun, frames arrive faster than the backend decides them")
         self._resolve(sequence, item, fault("overrun: inference queue full"), None)
 
+    @property
+    def first_frame_wh(self) -> tuple[int, int] | None:
+        """Width and height of the first usable frame (compared with the training frames' after the run)."""
+        return None if self._frame_shape is None else (self._frame_shape[1], self._frame_shape[0])
+
     def _resolution_change(self, shape: tuple[int, ...]) -> str | None:
         """A camera that suddenly delivers another size or colour was reconfigured or replaced: the model
         was not validated on what it now sees, so those items are faults (a folder replay may mix sizes)."""
-        if not getattr(self._source, "fixed_resolution", False):
-            return None
         if self._frame_shape is None:
             self._frame_shape = shape
-        if shape == self._frame_shape:
+        if shape == self._frame_shape or not getattr(self._source, "fixed_resolution", False):
             return None
         return f"resolution changed: frame is {_describe(shape)} but the line delivered {_describe(self._frame_shape)}"
 

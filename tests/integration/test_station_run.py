@@ -12,7 +12,6 @@ import pytest
 import yaml
 
 from inspection.bundle import load_bundle
-from inspection.image_io import read_image
 from inspection.preprocess import prepare
 from station.archive import Archive, verify_archive
 from station.config import StationConfig, load_station_config
