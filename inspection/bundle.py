@@ -58,6 +58,7 @@ class QuantizedModelEntry(StrictModel):
     calibration: dict[str, Any]  # images used, their split and dataset hash
     parity: dict[str, Any]  # against fp32 ONNX Runtime on the validation split
     parity_overridden: bool = False  # exported although the gate failed (never picked by `auto`)
+    scopes_tried: list[dict[str, Any]] = []  # each quantization scope's gate result, in the order tried
 
 
 class BundleMeta(StrictModel):

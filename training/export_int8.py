@@ -13,7 +13,7 @@ from inspection.errors import DataError
 from training.dataset_index import index_dataset
 from training.evaluate import infer_probabilities, label_indices, load_prepared
 from training.precision_gate import precision_parity_record, require_precision_parity
-from training.quantize import METHOD, quantize_qdq
+from training.quantize import METHOD, QUANTIZATION_SCOPES, quantize_qdq
 
 MAX_CALIBRATION_IMAGES = 256
 
@@ -33,18 +33,26 @@ def export_int8(bundle_path: Path, calib_root: Path, allow_parity_failure: bool 
     calibration = load_prepared(index.root, calibration_entries, spec, progress)
     check_images = load_prepared(index.root, check_entries, spec, progress)
     with tempfile.TemporaryDirectory(prefix="int8-") as tmp:
-        int8_path = Path(tmp) / INT8_ONNX_NAME
-        quantize_qdq(bundle.onnx_path, int8_path, calibration)
         fp32 = infer_probabilities(open_backend("onnxruntime", bundle), check_images, spec)
-        int8_backend = open_backend("onnxruntime", bundle, precision="int8", int8_path=int8_path)
-        int8 = infer_probabilities(int8_backend, check_images, spec)
-        parity = precision_parity_record(fp32, int8, labels, check_split, "onnxruntime int8 (QDQ)")
+        attempts = []
+        for scope in QUANTIZATION_SCOPES:
+            path = Path(tmp) / f"{len(attempts)}-{INT8_ONNX_NAME}"
+            quantize_qdq(bundle.onnx_path, path, calibration, op_types_to_quantize=scope.op_types)
+            int8 = infer_probabilities(open_backend("onnxruntime", bundle, precision="int8", int8_path=path), check_images, spec)
+            parity = precision_parity_record(fp32, int8, labels, check_split, f"onnxruntime int8 (QDQ, {scope.name})")
+            attempts.append((scope, path, parity))
+            if parity["passed"]:
+                break
+        # The first scope that passed; when none did, the one closest to fp32 (kept only if overridden).
+        scope, int8_path, parity = max(attempts, key=lambda attempt: (attempt[2]["passed"], attempt[2]["top1_agreement"]))
         require_precision_parity(parity, allow_parity_failure)
         entry = QuantizedModelEntry(
-            method=METHOD,
+            method=f"{METHOD}; {scope.name}",
             calibration={"images": len(calibration_entries), "split": "train", "dataset_hash": index.dataset_hash},
             parity=parity,
             parity_overridden=not parity["passed"],
+            scopes_tried=[{"scope": s.name, **{key: p[key] for key in ("top1_agreement", "accuracy_drop", "passed")}}
+                          for s, _, p in attempts],
         )
         bundle_hash = reseal_with(bundle, {INT8_ONNX_NAME: int8_path}, bundle.meta.model_copy(update={"int8": entry}))
     return {"bundle": str(bundle.path), "bundle_hash": bundle_hash, "int8": entry.model_dump(mode="json")}

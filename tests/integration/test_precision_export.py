@@ -10,6 +10,7 @@ from inspection.backends import open_backend
 from inspection.bundle import load_bundle
 from inspection.errors import BackendUnavailableError
 from inspection.file_manifest import MANIFEST_NAME
+from training.quantize import QUANTIZATION_SCOPES
 from training.recipe import TrainRecipe
 
 
@@ -40,6 +41,12 @@ def test_int8_export_is_gated_then_kept_only_when_overridden(tiny_bundle_copy):
         assert kept.returncode == 0, kept.stderr
         meta = json.loads((bundle / "bundle.json").read_text())
         assert meta["int8"]["parity_overridden"] and not meta["int8"]["parity"]["passed"]
+    # Scopes are tried from fastest to most faithful, and the search stops at the first that passes.
+    tried = meta["int8"]["scopes_tried"]
+    assert 1 <= len(tried) <= len(QUANTIZATION_SCOPES) and tried[0]["scope"] == QUANTIZATION_SCOPES[0].name
+    assert [t["passed"] for t in tried[:-1]] == [False] * (len(tried) - 1)
+    assert len(tried) == len(QUANTIZATION_SCOPES) or tried[-1]["passed"]
+    assert meta["int8"]["method"].endswith(max(tried, key=lambda t: (t["passed"], t["top1_agreement"]))["scope"])
     record = meta["int8"]["parity"]
     assert record["reference"] == "onnxruntime fp32" and record["split"] in ("val", "test") and record["images"] > 0
     assert run("bundle", "verify", str(bundle)).returncode == 0
