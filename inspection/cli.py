@@ -31,6 +31,14 @@ def _floats(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of numbers, e.g. 0.485,0.456,0.406") from None
 
 
+def _frame_size(text: str) -> int | tuple[int, int]:
+    """--size PX (a square) or WxH (a camera frame, e.g. 640x480)."""
+    parts = text.lower().split("x")
+    if len(parts) in (1, 2) and all(part.strip().isdigit() for part in parts):
+        return int(parts[0]) if len(parts) == 1 else (int(parts[0]), int(parts[1]))
+    raise ConfigError(f"--size {text} is not a size; give a side in px (224) or WIDTHxHEIGHT (640x480)")
+
+
 def _item_crop(text: str | None) -> str | None:
     """--item-crop FRACTION|none: none means the whole frame; the fraction is validated by the spec."""
     return None if text is None or text.strip().lower() == "none" else text
@@ -68,7 +76,7 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
     from inspection.synthetic import write_dataset
 
     png = {} if args.png_level is None else {"png_level": args.png_level}
-    info = write_dataset(Path(args.out), count_per_class=args.count, seed=args.seed, size_px=args.size,
+    info = write_dataset(Path(args.out), count_per_class=args.count, seed=args.seed, size_px=_frame_size(args.size),
                          progress=not args.json, product=args.product, **png)
     if args.json:
         _print_json(info)
@@ -358,7 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", type=Path)
     p.add_argument("--count", type=int, required=True, help="images per class")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", type=int, default=224, help="image size in px")
+    p.add_argument("--size", default="224", metavar="PX|WxH",
+                   help="square image side in px (default 224), or WIDTHxHEIGHT for frames the size of the line's camera, e.g. 640x480")
     p.add_argument("--product", default="mixed", metavar="NAME", help="(the products are listed when help is shown)")
     p.add_argument("--png-level", type=int, metavar="0-9",
                    help="zlib level of the PNG files: 0 (default) stores them, fastest to write and read; "

@@ -46,7 +46,17 @@ def file_name(label: str, index: int) -> str:
     return f"{label}_{index:06d}.png"
 
 
-def _validate(out_dir: Path, count_per_class: int, seed: int, size_px: int, workers: int | None,
+def _frame_wh(size_px: int | tuple[int, int]) -> tuple[int, int]:
+    """(width, height) in px: an int is a square image, a pair a camera frame such as (640, 480)."""
+    if isinstance(size_px, tuple) and len(size_px) == 2:
+        check_size_px("width_px", size_px[0])
+        check_size_px("height_px", size_px[1])
+        return size_px
+    check_size_px("size_px", size_px)
+    return size_px, size_px
+
+
+def _validate(out_dir: Path, count_per_class: int, seed: int, workers: int | None,
               product: str, png_level: int) -> None:
     if isinstance(png_level, bool) or not isinstance(png_level, int) or not 0 <= png_level <= 9:
         raise ConfigError(f"png_level={png_level!r} is not usable; expected a zlib level from 0 (stored, fastest) to 9 (smallest)")
@@ -54,7 +64,6 @@ def _validate(out_dir: Path, count_per_class: int, seed: int, size_px: int, work
         raise ConfigError(f"count_per_class={count_per_class!r} is not usable; expected a whole number >= 1")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed={seed!r} is not usable; expected a whole number >= 0")
-    check_size_px("size_px", size_px)
     check_product(product)
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise ConfigError(f"workers={workers!r} is not usable; expected a whole number >= 1, or None for one per CPU")
@@ -76,11 +85,11 @@ def _chunks(jobs: list[_Job], workers: int) -> list[list[_Job]]:
     return [jobs[i : i + size] for i in range(0, len(jobs), size)]
 
 
-def _write_chunk(task: tuple[Path, int, int, str, int, list[_Job]]) -> int:
-    root, seed, size_px, product, png_level, jobs = task
+def _write_chunk(task: tuple[Path, int, tuple[int, int], str, int, list[_Job]]) -> int:
+    root, seed, (width_px, height_px), product, png_level, jobs = task
     params = png_params(png_level)
     for label, index in jobs:
-        image = render_item(seed, index, label, size_px, size_px, product=product).image
+        image = render_item(seed, index, label, width_px, height_px, product=product).image
         path = root / label / file_name(label, index)
         if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params):
             raise OSError(f"could not write {path}; check free space and permissions")
@@ -112,10 +121,10 @@ def _progress(enabled: bool):
                     TimeElapsedColumn(), TimeRemainingColumn(), disable=not enabled)
 
 
-def _render_all(staging: Path, seed: int, size_px: int, product: str, png_level: int, jobs: list[_Job],
+def _render_all(staging: Path, seed: int, frame_wh: tuple[int, int], product: str, png_level: int, jobs: list[_Job],
                 workers: int, progress: bool) -> None:
     chunks = _chunks(jobs, workers)
-    tasks = [(staging, seed, size_px, product, png_level, chunk) for chunk in chunks]
+    tasks = [(staging, seed, frame_wh, product, png_level, chunk) for chunk in chunks]
     with _progress(progress) as bar:
         task_id = bar.add_task("render", total=len(jobs), rate="")
         if workers == 1 or len(chunks) == 1:
@@ -135,21 +144,24 @@ def _run(bar, task_id, counts) -> None:
         bar.update(task_id, rate=f"{speed:6.0f} img/s" if speed else "")
 
 
-def write_dataset(out_dir: Path, count_per_class: int, seed: int = 0, size_px: int = 224,
+def write_dataset(out_dir: Path, count_per_class: int, seed: int = 0, size_px: int | tuple[int, int] = 224,
                   workers: int | None = None, progress: bool = True, product: str = MIXED,
                   png_level: int = DEFAULT_PNG_LEVEL) -> dict:
     """Render count_per_class images of every class into out_dir; return what synth.json says.
 
     `product` is a name of `products.PRODUCTS` (every image that one product, as one lot of a
-    line) or `mixed` (every image a random product). `png_level` is the files' zlib level: the
-    pixels are the same at every level.
+    line) or `mixed` (every image a random product). `size_px` is a square's side, or (width,
+    height) for frames the size of a line's camera (a model should train on the frames it will
+    serve: station/geometry.py). `png_level` is the files' zlib level: the pixels are the same at
+    every level.
 
     The dataset appears at out_dir only when complete: it is written into a hidden sibling folder
     that is renamed into place at the end, and removed if anything goes wrong. The pixels do
     not depend on the number of workers.
     """
     out_dir = Path(out_dir)
-    _validate(out_dir, count_per_class, seed, size_px, workers, product, png_level)
+    frame_wh = _frame_wh(size_px)
+    _validate(out_dir, count_per_class, seed, workers, product, png_level)
     workers = workers or os.cpu_count() or 1
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -157,8 +169,8 @@ def write_dataset(out_dir: Path, count_per_class: int, seed: int = 0, size_px: i
     try:
         for label in CLASSES:
             (staging / label).mkdir()
-        _render_all(staging, seed, size_px, product, png_level, _jobs(count_per_class), workers, progress)
-        summary = _summary(seed, size_px, count_per_class, product, png_level)
+        _render_all(staging, seed, frame_wh, product, png_level, _jobs(count_per_class), workers, progress)
+        summary = _summary(seed, frame_wh, count_per_class, product, png_level)
         (staging / "synth.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         if out_dir.exists():
             out_dir.rmdir()  # checked empty above; rmdir refuses if something appeared since
@@ -169,16 +181,17 @@ def write_dataset(out_dir: Path, count_per_class: int, seed: int = 0, size_px: i
     return summary
 
 
-def _summary(seed: int, size_px: int, count_per_class: int, product: str, png_level: int) -> dict:
+def _summary(seed: int, frame_wh: tuple[int, int], count_per_class: int, product: str, png_level: int) -> dict:
     catalogue_entry = lookup(product)
+    width_px, height_px = frame_wh
     return {
         "generator": "inspection.synthetic",
         "generator_version": GENERATOR_VERSION,
         "seed": seed,
-        "size_px": size_px,
+        "size_px": width_px if width_px == height_px else [width_px, height_px],
         "product": product,
         "product_spec": None if catalogue_entry is None else catalogue_entry.describe(),
-        "image": {"width_px": size_px, "height_px": size_px, "channels": 3, "colour_order": "RGB", "format": "png",
+        "image": {"width_px": width_px, "height_px": height_px, "channels": 3, "colour_order": "RGB", "format": "png",
                   "png_zlib_level": png_level},
         "classes": list(CLASSES),
         "count_per_class": count_per_class,
@@ -186,7 +199,7 @@ def _summary(seed: int, size_px: int, count_per_class: int, product: str, png_le
         "total": count_per_class * len(CLASSES),
         "file_pattern": "<class>/<class>_<index:06d>.png",
         "index_rule": (f"index = position * {len(CLASSES)} + the class's position in classes; each file is "
-                       "render_item(seed, index, class, size_px, size_px, product=product)"),
+                       "render_item(seed, index, class, width_px, height_px, product=product)"),
         "numpy_version": np.__version__,
         "opencv_version": cv2.__version__,
         "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -90,6 +90,17 @@ def test_synth_with_an_impossible_png_level(tmp_path):
     assert not (tmp_path / "s").exists()
 
 
+@pytest.mark.parametrize("size", ["96y64", "96x", "x64", "640x480x3"])
+def test_synth_with_a_size_that_is_no_size(tmp_path, size):
+    assert_one_line_error(run("data", "synth", str(tmp_path / "s"), "--count", "1", "--size", size), "WIDTHxHEIGHT (640x480)")
+    assert not (tmp_path / "s").exists()
+
+
+def test_synth_with_a_frame_height_out_of_range(tmp_path):
+    assert_one_line_error(run("data", "synth", str(tmp_path / "s"), "--count", "1", "--size", "96x8"), "height_px=8")
+    assert not (tmp_path / "s").exists()
+
+
 def test_eval_of_a_folder_that_is_no_bundle(tmp_path):
     data = make_two_class_dataset(tmp_path / "data", per_class=3, size_px=32)
     (tmp_path / "b").mkdir()

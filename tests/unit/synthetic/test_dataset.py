@@ -43,6 +43,16 @@ def test_each_file_is_the_lossless_render_named_by_its_index(tmp_path: Path) -> 
         assert np.array_equal(cv2.cvtColor(stored, cv2.COLOR_BGR2RGB), expected)
 
 
+def test_a_width_and_height_make_camera_sized_frames(tmp_path: Path) -> None:
+    # A model should train on frames the size of its line's camera (station/geometry.py).
+    out_dir = tmp_path / "synth"
+    summary = write_dataset(out_dir, count_per_class=1, seed=5, size_px=(96, 64), workers=1, progress=False)
+    assert summary["size_px"] == [96, 64] and (summary["image"]["width_px"], summary["image"]["height_px"]) == (96, 64)
+    stored = cv2.imread(str(out_dir / "spot" / f"spot_{CLASSES.index('spot'):06d}.png"), cv2.IMREAD_COLOR)
+    expected = render_item(5, CLASSES.index("spot"), "spot", 96, 64).image
+    assert np.array_equal(cv2.cvtColor(stored, cv2.COLOR_BGR2RGB), expected)
+
+
 def test_refuses_a_non_empty_folder_and_deletes_nothing(tmp_path: Path) -> None:
     out_dir = tmp_path / "synth"
     out_dir.mkdir()
