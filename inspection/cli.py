@@ -171,8 +171,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _report_training(summary: dict, as_json: bool) -> None:
     from inspection.console import warn
+    from training.calibration import target_note
 
     for note in summary["split_notes"]:
+        warn(note)
+    if summary["calibration"] and (note := target_note(summary["calibration"])):
         warn(note)
     if summary["skipped_files"]:
         warn(f"{len(summary['skipped_files'])} file(s) excluded: " + "; ".join(f"{p} ({r})" for p, r in summary["skipped_files"]))

@@ -8,7 +8,10 @@ from scipy.stats import beta
 from inspection.decision import DecisionPolicy, Verdict
 
 
-def clopper_pearson_upper(failures: int, trials: int, confidence: float = 0.95) -> float:
+CONFIDENCE = 0.95
+
+
+def clopper_pearson_upper(failures: int, trials: int, confidence: float = CONFIDENCE) -> float:
     """One-sided upper bound of a binomial rate: with 0 escapes in 300 defects it is ~1.0%, not 0."""
     if trials == 0:
         return 1.0
