@@ -80,4 +80,9 @@ def test_plc_killed_and_restarted_mid_run(passing_bundle, tmp_path, monkeypatch,
     assert all(records[seq]["verdict"] != "pass" for seq, reject in delivered.items() if reject)
     missed = set(records) - set(delivered)
     assert missed and all(records[seq]["verdict"] == "fault" for seq in missed)
-    assert len(missed) == gate["publish_failures"] + gate["missed_gate"]
+    # Every item the PLC never got was counted. The one result being written when the PLC went down
+    # may have reached it with its answer lost: counted as failed (a fault), yet in the PLC's log.
+    counted = gate["publish_failures"] + gate["missed_gate"]
+    assert counted - 1 <= len(missed) <= counted
+    unacknowledged = {seq for seq in delivered if seq in records and records[seq]["verdict"] == "fault" and not delivered[seq]}
+    assert len(unacknowledged) <= 1
