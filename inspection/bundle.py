@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -23,7 +24,7 @@ from typing import Any
 from pydantic import Field
 
 from inspection.decision import DecisionPolicy
-from inspection.errors import BundleError, OutputExistsError
+from inspection.errors import BundleError, ConfigError, OutputExistsError
 from inspection.file_manifest import verify_manifest, write_manifest
 from inspection.input_spec import InputSpec
 from inspection.validation import StrictModel, parse_model
@@ -124,6 +125,10 @@ def read_meta(root: Path) -> BundleMeta:
         raise BundleError(f"{meta_path} is missing. Re-create the bundle.") from None
     except json.JSONDecodeError as exc:
         raise BundleError(f"{meta_path} is not valid JSON ({exc.msg} at line {exc.lineno}). Restore it.") from None
+    except UnicodeDecodeError:
+        raise BundleError(f"{meta_path} is not UTF-8 text. Restore it.") from None
+    if not isinstance(raw, dict):
+        raise BundleError(f"{meta_path} holds a JSON {type(raw).__name__}, not the bundle's object. Restore it.")
     if raw.get("schema_version") != SCHEMA_VERSION:
         raise BundleError(
             f"{meta_path} has schema_version {raw.get('schema_version')!r}; this tool reads {SCHEMA_VERSION}. "
@@ -155,10 +160,30 @@ def staging_dir_for(final: Path) -> Path:
     return staging
 
 
-def ensure_can_create(final: Path, overwrite: bool = False) -> None:
+def ensure_can_create(final: Path, overwrite: bool = False, inputs: Sequence[Path] = ()) -> None:
+    """Refuse an output that exists (unless it is a bundle and overwrite is asked), or that overlaps an
+    input: --overwrite must never delete a dataset, and a bundle must not land inside one."""
     final = Path(final)
-    if final.exists() and any(final.iterdir()) and not overwrite:
-        raise OutputExistsError(f"{final} already exists and is not empty. Choose another --out, or pass --overwrite to replace it.")
+    for source in inputs:
+        _ensure_apart(final, Path(source))
+    if final.exists() and not final.is_dir():
+        raise OutputExistsError(f"{final} is a file. Choose a folder path for --out.")
+    if final.exists() and any(final.iterdir()):
+        if not overwrite:
+            raise OutputExistsError(f"{final} already exists and is not empty. Choose another --out, or pass --overwrite to replace it.")
+        if not (final / META_NAME).is_file():
+            raise OutputExistsError(f"{final} is not a bundle (no {META_NAME}) and --overwrite replaces only a bundle. "
+                                    "Choose another --out.")
+
+
+def _ensure_apart(out: Path, source: Path) -> None:
+    out_resolved, source_resolved = out.resolve(), source.resolve()
+    if source_resolved.is_relative_to(out_resolved):
+        raise ConfigError(f"--out {out} holds the input {source}: writing the bundle there would replace it. "
+                          "Choose an --out outside the input.")
+    if out_resolved.is_relative_to(source_resolved):
+        raise ConfigError(f"--out {out} is inside the input {source}: the bundle would become part of it. "
+                          "Choose an --out outside the input.")
 
 
 def reseal_with(bundle: Bundle, new_files: dict[str, Path], meta: BundleMeta) -> str:

@@ -13,7 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from inspection.errors import ConfigError, InspectionError
+from inspection.errors import ConfigError, InspectionError, OutputExistsError
+
+PRECISION_NAMES = ("fp32", "fp16", "int8")
 
 
 def _print_json(payload: Any) -> None:
@@ -29,6 +31,61 @@ def _floats(text: str) -> tuple[float, ...]:
         return tuple(float(part) for part in _csv(text))
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of numbers, e.g. 0.485,0.456,0.406") from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number above 0")
+    return value
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a TCP port (1-65535)")
+    return int(text)
+
+
+def _positive_ints(text: str) -> tuple[int, ...]:
+    values = _ints(text)
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of whole numbers of at least 1, e.g. 1,8,64")
+    return values
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = _csv(text)
+    if not names:
+        raise argparse.ArgumentTypeError("the list is empty; give comma-separated names")
+    return names
+
+
+def _precisions(text: str) -> tuple[str, ...]:
+    names = _names(text)
+    unknown = [name for name in names if name not in PRECISION_NAMES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown precision {', '.join(unknown)}; use {', '.join(PRECISION_NAMES)}")
+    return names
+
+
+class _OneLineErrors(argparse.ArgumentParser):
+    """Usage mistakes are one line, naming the fix, and exit 2 (argparse prints the whole usage first)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {message}. See `{self.prog} --help`.\n")
 
 
 def _frame_size(text: str) -> int | tuple[int, int]:
@@ -49,10 +106,11 @@ def _item_crop(text: str | None) -> str | None:
 
 def cmd_data_index(args: argparse.Namespace) -> int:
     from inspection.console import warn
-    from training.dataset_index import index_dataset, write_manifest_jsonl
+    from training.dataset_index import check_manifest_target, index_dataset, write_manifest_jsonl
 
-    index = index_dataset(args.root, progress=not args.json)
     out = args.out or Path(f"{Path(args.root).resolve().name}.manifest.jsonl")
+    check_manifest_target(out, Path(args.root))
+    index = index_dataset(args.root, progress=not args.json)
     write_manifest_jsonl(index.entries, out)
     _warn_about_index(index, warn)
     summary = dict(index.summary(), manifest=str(out), split_notes=list(index.notes))
@@ -64,10 +122,14 @@ def cmd_data_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _excluded_files_line(excluded: Any) -> str:
+    """One warning line for the files a dataset scan left out: (path, reason) pairs."""
+    return f"{len(excluded)} file(s) excluded: " + "; ".join(f"{path} ({reason})" for path, reason in excluded)
+
+
 def _warn_about_index(index: Any, warn: Callable[[str], None]) -> None:
     if index.skipped:
-        listing = "; ".join(f"{path} ({reason})" for path, reason in index.skipped)
-        warn(f"{len(index.skipped)} file(s) excluded: {listing}")
+        warn(_excluded_files_line(index.skipped))
     for note in index.notes:
         warn(note)
 
@@ -178,7 +240,7 @@ def _report_training(summary: dict, as_json: bool) -> None:
     if summary["calibration"] and (note := target_note(summary["calibration"])):
         warn(note)
     if summary["skipped_files"]:
-        warn(f"{len(summary['skipped_files'])} file(s) excluded: " + "; ".join(f"{p} ({r})" for p, r in summary["skipped_files"]))
+        warn(_excluded_files_line(summary["skipped_files"]))
     if as_json:
         _print_json(summary)
         return
@@ -197,6 +259,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from training.evaluate import evaluate_bundle
 
     bundle, evaluation, selection = evaluate_bundle(Path(args.bundle), Path(args.data), args.split, args.backend, progress=not args.json)
+    if selection["excluded_files"]:
+        warn(_excluded_files_line(selection["excluded_files"]))
     if selection["excluded_seen_in_training"]:
         warn(f"{selection['excluded_seen_in_training']} image(s) of this split were in the model's training data and were left out")
     result = dict(evaluation.metrics, **selection, bundle=str(bundle.path), bundle_hash=bundle.bundle_hash)
@@ -241,6 +305,11 @@ def cmd_station_run(args: argparse.Namespace) -> int:
     from station.config import load_station_config
     from station.runner import RunLimits, run_station
 
+    if args.latency_png is not None:
+        if args.latency_png.suffix.lower() != ".png":
+            raise ConfigError(f"--latency-png {args.latency_png} does not end in .png. Pass a PNG file path.")
+        if args.latency_png.exists():
+            raise OutputExistsError(f"--latency-png {args.latency_png} already exists. Choose a new file name.")
     if args.config is not None:
         if args.bundle or args.source:
             raise InspectionError("give either CONFIG.yaml or --bundle/--source, not both. Put the settings in the YAML.")
@@ -264,6 +333,9 @@ def cmd_station_run(args: argparse.Namespace) -> int:
         print(f"warning: {len(recovered)} items of lot {summary['recovered_in_flight']['lot']} (sequences {recovered[0]}.."
               f"{recovered[-1]}) had no record when the station last stopped; archived as faults, treat them as "
               "rejected and review the deviation", file=sys.stderr)
+    if summary["audit_verified"] is False:
+        print(f"error: the archive failed its audit check after this run: {summary['audit_first_bad']}. Quarantine it and "
+              f"open a deviation (`inspection audit verify {config.archive.path}` names every problem).", file=sys.stderr)
     if summary.get("archive_failure"):
         # The line was stopped for it: say so in one line, and fail the run (items lack their record).
         print(f"error: {summary['unarchived']} items have no archive record: {summary['archive_failure']}", file=sys.stderr)
@@ -304,8 +376,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         if args.calib is None:
             raise ConfigError("--precision int8 needs --calib DATA: the images to calibrate on and to check parity with.")
         record = export_int8(args.bundle, args.calib, args.allow_parity_failure, progress=not args.json)
+    elif args.precision == "fp16":
+        raise ConfigError("--precision fp16 exports only a TensorRT engine: add --tensorrt. (The torch CUDA backend runs "
+                          "fp16 from the bundle as it is: set the station's backend precision to fp16.)")
     else:
-        raise ConfigError(f"nothing to export: model.onnx already is the {args.precision} model. "
+        raise ConfigError("nothing to export: model.onnx already is the fp32 model. "
                           "Pass --tensorrt to build an engine, or --precision int8 --calib DATA for an int8 model.")
     if args.json:
         _print_json(record)
@@ -319,6 +394,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from training.bench.report import write_results
     from training.bench.suite import run_suite
 
+    if args.compare is not None and not args.compare.is_file():
+        raise ConfigError(f"--compare {args.compare} does not exist. Pass an earlier result JSON, or leave it out.")
     result = run_suite(args.models, args.backends, args.precisions, args.batch_sizes, args.budget_s, args.image_size,
                        args.threads, args.station_frames, not args.no_training, args.cache, progress=not args.json)
     out = args.json_out or Path("benchmarks/results") / f"bench_{machine_slug(result['machine'])}_{'-'.join(args.backends)}.json"
@@ -355,7 +432,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="inspection", description="Inline visual inspection: train, verify and run defect classifiers.")
+    parser = _OneLineErrors(prog="inspection", description="Inline visual inspection: train, verify and run defect classifiers.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     data = commands.add_parser("data", help="datasets: index a folder, synthesize line images").add_subparsers(dest="data_command", required=True, metavar="ACTION")
@@ -390,7 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", type=Path, help="model bundle for predictions, uncertainty filters and heatmaps")
     p.add_argument("--workspace", type=Path, help="folder for labels and caches (default: $XDG_DATA_HOME/inspection/labeling/<DATA>-<hash>)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--port", type=_port, default=7860)
     p.add_argument("--rescan", action="store_true", help="index DATA again to pick up new images")
     p.set_defaults(handler=cmd_label)
 
@@ -406,7 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", type=Path)
     p.add_argument("--out", type=Path, required=True, help="bundle folder to create")
     p.add_argument("--model", help="torchvision classifier name (default mobilenet_v3_small)")
-    p.add_argument("--image-size", type=int, help="model input size in px (default 128)")
+    p.add_argument("--image-size", type=_positive_int, help="model input size in px (default 128)")
     p.add_argument("--item-crop", metavar="FRACTION|none",
                    help="square crop centred on the item, as a share of the frame's short side (default 0.8); none: the whole frame")
     p.add_argument("--epochs", type=int)
@@ -455,8 +532,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", help="a folder of images, a video file, synthetic, pylon, a camera index or a stream URL")
     p.add_argument("--rate", type=float, help="items per second (default: as fast as the station can)")
     p.add_argument("--archive", type=Path, help="archive folder (default: none)")
-    p.add_argument("--frames", type=int, help="stop after N frames")
-    p.add_argument("--duration-s", type=float, help="stop after S seconds")
+    p.add_argument("--frames", type=_positive_int, help="stop after N frames")
+    p.add_argument("--duration-s", type=_positive_float, help="stop after S seconds")
     p.add_argument("--latency-png", type=Path, help="write a capture-to-decision latency histogram here")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_station_run)
@@ -464,7 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("export", help="add an int8 model or a TensorRT engine to a bundle (parity-gated)")
     p.add_argument("bundle", type=Path)
     p.add_argument("--tensorrt", action="store_true", help="build a TensorRT engine for this GPU (needs tensorrt)")
-    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default="fp32")
+    p.add_argument("--precision", choices=PRECISION_NAMES, default="fp32")
     p.add_argument("--calib", type=Path, help="dataset for int8 calibration (train split) and the parity gate (val split)")
     p.add_argument("--max-batch", type=int, default=64, help="largest batch of the engine's optimization profile")
     p.add_argument("--allow-parity-failure", action="store_true", help="keep a model that fails its parity gate (recorded)")
@@ -472,14 +549,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_export)
 
     p = commands.add_parser("bench", help="backend, station and training throughput on this machine")
-    p.add_argument("--models", type=_csv, default=("mobilenet_v3_small", "resnet18"))
-    p.add_argument("--backends", type=_csv, default=("onnxruntime", "torch", "tensorrt"))
-    p.add_argument("--precisions", type=_csv, default=("fp32", "fp16", "int8"))
-    p.add_argument("--batch-sizes", type=_ints, default=(1, 8, 64))
-    p.add_argument("--budget-s", type=float, default=120.0, help="seconds for the backend matrix, shared by its rows")
-    p.add_argument("--image-size", type=int, default=224)
-    p.add_argument("--threads", type=int, help="CPU threads for the backends (default: the runtime's own)")
-    p.add_argument("--station-frames", type=int, default=3000)
+    p.add_argument("--models", type=_names, default=("mobilenet_v3_small", "resnet18"))
+    p.add_argument("--backends", type=_names, default=("onnxruntime", "torch", "tensorrt"))
+    p.add_argument("--precisions", type=_precisions, default=PRECISION_NAMES)
+    p.add_argument("--batch-sizes", type=_positive_ints, default=(1, 8, 64))
+    p.add_argument("--budget-s", type=_positive_float, default=120.0, help="seconds for the backend matrix, shared by its rows")
+    p.add_argument("--image-size", type=_positive_int, default=224)
+    p.add_argument("--threads", type=_positive_int, help="CPU threads for the backends (default: the runtime's own)")
+    p.add_argument("--station-frames", type=_positive_int, default=3000)
     p.add_argument("--no-training", action="store_true", help="skip the training-throughput rows")
     p.add_argument("--cache", type=Path, default=Path("runs/bench"), help="where benchmark bundles are kept")
     p.add_argument("--compare", type=Path, help="previous result JSON (default: the file being replaced)")

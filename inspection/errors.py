@@ -7,6 +7,12 @@ input; 1 where a check ran and found something wrong, as in `bundle verify`).
 from __future__ import annotations
 
 
+def first_line(exc: BaseException) -> str:
+    """A library's exception as one line (ONNX Runtime, torch and pylon write paragraphs), for our messages."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 class InspectionError(Exception):
     """Base of every error this project raises on purpose."""
 

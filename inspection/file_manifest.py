@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from inspection.errors import BundleIntegrityError
+from inspection.errors import BundleError, BundleIntegrityError
 
 MANIFEST_NAME = "manifest.sha256"
 _CHUNK_BYTES = 1 << 20
@@ -45,12 +45,19 @@ def write_manifest(root: Path) -> str:
 def read_manifest(root: Path) -> dict[str, str]:
     path = root / MANIFEST_NAME
     if not path.is_file():
+        if not (root / "bundle.json").is_file():
+            raise BundleError(f"{root} is not a model bundle (it has neither {MANIFEST_NAME} nor bundle.json). "
+                              "Check the path: a bundle is the folder `inspection train` or `inspection bundle import` wrote.")
         raise BundleIntegrityError(
             f"{path} is missing; this folder is not a sealed bundle. Re-create it with `inspection train` or `inspection bundle import`.",
             str(path),
         )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise BundleIntegrityError(f"{path} is not UTF-8 text; the manifest was edited.", str(path)) from None
     entries: dict[str, str] = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         digest, sep, rel = line.partition("  ")
         if not sep or len(digest) != 64:
             raise BundleIntegrityError(f"{path}:{number} is not a '<sha256>  <path>' line; the manifest was edited.", str(path))

@@ -9,6 +9,10 @@ import numpy as np
 
 from inspection.errors import CorruptImageError
 
+# A file that fails to decode is reported once, by us, naming it and the fix; OpenCV's own warning
+# lines for it would only add noise to stderr's one-line contract. Its errors still show.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 
 

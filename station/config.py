@@ -154,6 +154,8 @@ def load_station_config(path: Path) -> StationConfig:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{path} is not valid YAML{where}. Fix the syntax.") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not UTF-8 text. Save the station config as UTF-8.") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} must hold a mapping of settings (station:, bundle:, source:, ...). See station/examples/.")
     config = parse_model(StationConfig, raw, str(path))

@@ -66,5 +66,6 @@ def serve_metrics(pipeline, host: str, port: int):
         server, _thread = start_http_server(port, addr=host, registry=registry)
     except OSError as exc:
         raise ConfigError(f"metrics.port {port} on {host} cannot be opened ({exc.strerror or exc}): another program "
-                          "holds it, or the address is not this machine's. Set metrics.port to a free port.") from None
+                          "holds it, or the address is not this machine's. Set metrics.port to a free port, or metrics.host to "
+                          "an address of this machine (127.0.0.1).") from None
     return server

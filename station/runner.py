@@ -44,6 +44,7 @@ class RunLimits:
 
 
 def run_station(config: StationConfig, limits: RunLimits, progress: bool = True, latency_png: Path | None = None) -> dict:
+    check_archive_before_run(config.archive.path)
     bundle = _load_bundle_for_station(config)
     backend, raw_fps, backend_choice = open_station_backend(config, bundle)
     output: ResultOutput | None = None
@@ -140,6 +141,23 @@ def _next_sequence(config: StationConfig) -> int:
     with Archive.open(config.archive.path, create=False) as archive:
         last = archive.last_sequence(config.station.lot, config.station.id)
     return 1 if last is None else last + 1
+
+
+def check_archive_before_run(path: Path | None) -> None:
+    """Refuse to start on an archive that fails its audit check (new records would bury the damage)
+    or on a folder that holds something else (a dataset, say), which the archive would pollute."""
+    if path is None:
+        return
+    path = Path(path)
+    if not (path / INDEX_NAME).is_file():
+        if path.is_dir() and any(path.iterdir()):
+            raise ArchiveError(f"archive folder {path} holds files but no {INDEX_NAME}: it is not an archive. "
+                               "Give the station a new or empty folder for its archive.")
+        return
+    audit = verify_archive(path)
+    if not audit.ok:
+        raise ArchiveError(f"archive {path} fails its audit check before this run: {audit.first_bad}. Do not append to it: "
+                           f"keep it as evidence (`inspection audit verify {path}`) and give the station a new archive folder.")
 
 
 def _load_bundle_for_station(config: StationConfig) -> Bundle:

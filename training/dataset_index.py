@@ -17,7 +17,7 @@ from pathlib import Path
 
 
 from inspection.console import progress_bar
-from inspection.errors import CorruptImageError, DataError
+from inspection.errors import ConfigError, CorruptImageError, DataError, OutputExistsError
 from inspection.image_io import decode_image, is_image_path
 
 SPLITS = ("train", "val", "test")
@@ -101,6 +101,10 @@ def index_dataset(root: Path | str, progress: bool = True) -> DatasetIndex:
         for rel, label, split in candidates:
             bar.advance(task)
             path = root / rel
+            if not _is_utf8(rel):
+                # The manifest, the dataset hash and groups.csv are UTF-8 text: such a name cannot be recorded.
+                skipped.append((_printable(rel), "its name is not valid UTF-8; rename it"))
+                continue
             if not is_image_path(path):
                 skipped.append((rel, "not an image file"))
                 continue
@@ -133,11 +137,43 @@ def write_manifest_jsonl(entries: tuple[ManifestEntry, ...] | list[ManifestEntry
     tmp.replace(path)
 
 
+def check_manifest_target(out: Path, root: Path) -> None:
+    """A manifest never goes into the dataset it describes, and refreshes only an earlier manifest."""
+    out, root = Path(out), Path(root)
+    if out.resolve().is_relative_to(root.resolve()):
+        raise ConfigError(f"the manifest {out} would be written into the dataset {root}. Pass --out FILE outside it.")
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder. Pass a file path for the manifest.")
+    if out.is_file() and out.stat().st_size and not _is_manifest(out):
+        raise OutputExistsError(f"{out} exists and is not a dataset manifest. Choose another --out (only a manifest is refreshed).")
+
+
+def _is_manifest(path: Path) -> bool:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            first = json.loads(handle.readline(1 << 20))
+    except (OSError, ValueError):
+        return False
+    return isinstance(first, dict) and {"path", "sha256", "label"} <= first.keys()
+
+
 def read_manifest_jsonl(path: Path) -> list[ManifestEntry]:
     try:
         return [ManifestEntry(**json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines() if line]
     except (OSError, ValueError, TypeError) as exc:
         raise DataError(f"manifest {path} cannot be read ({exc}). Re-create it with `inspection data index`.") from None
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # os.fsdecode keeps undecodable bytes as lone surrogates
+        return False
+    return True
+
+
+def _printable(name: str) -> str:
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _find_candidates(root: Path) -> list[tuple[str, str, str | None]]:

@@ -98,6 +98,7 @@ def evaluate_bundle(bundle_path: Path, data_root: Path, split: str = "test", bac
         "dataset_hash": index.dataset_hash,
         "excluded_seen_in_training": len(excluded),
         "skipped_files": len(index.skipped),
+        "excluded_files": [list(s) for s in index.skipped],  # (path, reason): corrupt or not images
         "backend": backend.description,
     }
     return bundle, evaluation, selection

@@ -8,7 +8,7 @@ import torch
 import torchvision
 from torch import nn
 
-from inspection.errors import ConfigError
+from inspection.errors import ConfigError, first_line
 from inspection.backends.torch_model import InspectionClassifier
 from inspection.input_spec import InputSpec
 
@@ -30,7 +30,23 @@ def build_classifier(architecture: str, num_classes: int, spec: InputSpec, weigh
     _set_batchnorm_momentum(backbone, BATCHNORM_MOMENTUM)
     if weights_path is not None:
         _load_weights(backbone, Path(weights_path))
-    return InspectionClassifier(backbone, spec)
+    classifier = InspectionClassifier(backbone, spec)
+    _check_input_size(classifier, architecture, spec)
+    return classifier
+
+
+def _check_input_size(classifier: InspectionClassifier, architecture: str, spec: InputSpec) -> None:
+    """Some architectures take one size only (ViT: 224) or need a minimum: find out before training."""
+    probe = torch.zeros((1, spec.size_px, spec.size_px, spec.channels), dtype=torch.uint8)
+    classifier.eval()
+    try:
+        with torch.no_grad():
+            classifier(probe)
+    except (AssertionError, RuntimeError, ValueError) as exc:
+        raise ConfigError(f"{architecture} cannot take {spec.size_px} px input ({first_line(exc)}). "
+                          "Pass an --image-size it accepts (ViT and Swin models: 224), or choose another --model.") from None
+    finally:
+        classifier.train()
 
 
 def _set_batchnorm_momentum(model: nn.Module, momentum: float) -> None:
@@ -58,7 +74,7 @@ def _load_weights(backbone: nn.Module, path: Path) -> list[str]:
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ConfigError(f"weights file {path} cannot be read as a state dict ({exc}). Pass a safetensors or torch state dict.") from None
+        raise ConfigError(f"weights file {path} cannot be read as a state dict ({first_line(exc)}). Pass a safetensors or torch state dict.") from None
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
     state = {k.removeprefix("backbone."): v for k, v in state.items()}

@@ -21,7 +21,7 @@ from inspection.bundle import (
     write_meta,
 )
 from inspection.decision import DecisionPolicy
-from inspection.errors import BundleError, ConfigError
+from inspection.errors import BundleError, ConfigError, first_line
 from inspection.input_spec import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB, ColourOrder, InputLayout, InputSpec, ResizeMode
 from inspection.validation import parse_model
 from training.calibration import REJECT_THRESHOLD
@@ -40,7 +40,7 @@ def import_onnx_model(
     item_crop_fraction: float | None = None,
     overwrite: bool = False,
 ) -> dict:
-    ensure_can_create(out, overwrite)
+    ensure_can_create(out, overwrite, inputs=[model_path])
     channels, model_size, output_width = _read_io_shapes(model_path)
     if size_px is None:
         if model_size is None:
@@ -97,10 +97,12 @@ def import_onnx_model(
 
 def _read_io_shapes(model_path: Path) -> tuple[int, int | None, int | None]:
     """(channels, square size or None when dynamic, output width or None) of an NCHW float classifier."""
+    if not Path(model_path).is_file():
+        raise ConfigError(f"{model_path} does not exist. Pass the path of the ONNX file to import.")
     try:
         model = onnx.load(str(model_path), load_external_data=False)
     except Exception as exc:
-        raise BundleError(f"{model_path} is not a readable ONNX model ({exc}). Export it again.") from None
+        raise BundleError(f"{model_path} is not a readable ONNX model ({first_line(exc)}). Export it again.") from None
     initializers = {init.name for init in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initializers]
     if len(inputs) != 1 or len(model.graph.output) < 1:

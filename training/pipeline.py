@@ -21,7 +21,7 @@ from inspection.bundle import (
     write_meta,
 )
 from inspection.decision import DecisionPolicy
-from inspection.errors import DataError
+from inspection.errors import ConfigError, DataError
 from inspection.input_spec import default_input_spec
 from inspection.image_io import read_image
 from training.calibration import REJECT_THRESHOLD, calibrate_policy
@@ -49,14 +49,19 @@ def train_bundle(
 ) -> dict:
     """Train on DATA and write a sealed bundle at `out`. Returns a summary (also in bundle.json)."""
     data_root, out = Path(data_root), Path(out)
-    ensure_can_create(out, overwrite)
+    ensure_can_create(out, overwrite, inputs=[data_root])
     index = index_dataset(data_root, progress=progress)
     class_names = index.classes
     good = good_classes or _guess_good_classes(class_names)
+    unknown = [name for name in good if name not in class_names]
+    if unknown:
+        raise ConfigError(f"--good names {', '.join(unknown)}, which is not a class of {data_root} "
+                          f"({', '.join(class_names)}). Pass the good class names as the folders spell them.")
     spec = default_input_spec(recipe.image_size_px, index.channels, recipe.item_crop_fraction)
     splits = {name: index.split(name) for name in ("train", "val", "test")}
     if not splits["train"]:
         raise DataError(f"{data_root} has no training images after the split. Add images or a train/ folder.")
+    checkpoint_dir_for(out).mkdir(parents=True, exist_ok=True)  # an unwritable --out fails now, not after an epoch
     data = {
         name: LabeledImages(load_prepared(index.root, entries, spec, progress), label_indices(entries, class_names))
         for name, entries in splits.items()

@@ -227,10 +227,15 @@ def _initial_state(checkpoint_dir: Path, resume: bool, recipe: TrainRecipe, data
         return fresh
     if not path.exists():
         raise ConfigError(f"--resume was given but {path} does not exist. Run without --resume to start training.")
-    saved = torch.load(path, map_location="cpu", weights_only=True)
-    if saved["dataset_hash"] != dataset_hash:
-        raise ConfigError(f"{path} was trained on another dataset (hash {saved['dataset_hash'][:12]}). Resume with the same DATA, or start fresh.")
-    if saved["recipe"] != recipe.model_dump():
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        saved_hash, saved_recipe = saved["dataset_hash"], saved["recipe"]
+    except Exception as exc:  # truncated, corrupt or foreign file: torch raises many kinds
+        raise ConfigError(f"{path} cannot be read as a training checkpoint ({type(exc).__name__}). Delete {checkpoint_dir} "
+                          "and train without --resume.") from None
+    if saved_hash != dataset_hash:
+        raise ConfigError(f"{path} was trained on another dataset (hash {saved_hash[:12]}). Resume with the same DATA, or start fresh.")
+    if saved_recipe != recipe.model_dump():
         raise ConfigError(f"{path} was trained with another recipe. Resume with the same options, or start fresh.")
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])

@@ -12,7 +12,7 @@ import numpy as np
 
 from inspection.backends.base import BackendKind, softmax
 from inspection.bundle import Bundle, OutputKind
-from inspection.errors import BackendError, BackendUnavailableError
+from inspection.errors import BackendError, BackendUnavailableError, BundleError, first_line
 
 
 class OnnxRuntimeBackend:
@@ -41,8 +41,9 @@ class OnnxRuntimeBackend:
         try:
             self._session = ort.InferenceSession(str(model_path), options, providers=providers[device])
         except Exception as exc:  # onnxruntime raises its own untyped errors
-            raise BackendError(f"onnxruntime cannot load {model_path}: {exc}. Re-export the bundle.") from None
+            raise BackendError(f"onnxruntime cannot load {model_path}: {first_line(exc)}. Re-export the bundle.") from None
         self._input_name = self._session.get_inputs()[0].name
+        _check_io_matches_bundle(self._session, bundle, model_path)
         self._apply_softmax = bundle.meta.output_kind == OutputKind.LOGITS
         provider = self._session.get_providers()[0]
         spinning = "" if spin_wait else ", no spin-wait"
@@ -52,12 +53,28 @@ class OnnxRuntimeBackend:
         try:
             outputs = self._session.run(None, {self._input_name: batch})[0]
         except Exception as exc:  # onnxruntime raises its own untyped errors (shape, type, memory)
-            raise BackendError(f"onnxruntime failed on a batch of shape {batch.shape}: {exc}. Check the model's input spec.") from None
+            raise BackendError(f"onnxruntime failed on a batch of shape {batch.shape}: {first_line(exc)}. Check the model's input spec.") from None
         outputs = np.asarray(outputs, dtype=np.float32)
         return softmax(outputs) if self._apply_softmax else outputs
 
     def close(self) -> None:
         self._session = None
+
+
+def _check_io_matches_bundle(session, bundle: Bundle, model_path: Path) -> None:
+    """A bundle.json edited and resealed can disagree with its model: refuse it at load, instead of
+    faulting every frame at the station."""
+    width = session.get_outputs()[0].shape[-1]
+    classes = len(bundle.meta.class_names)
+    if isinstance(width, int) and width != classes:
+        raise BundleError(f"{model_path} outputs {width} scores but {bundle.path / 'bundle.json'} names {classes} classes. "
+                          "Re-create the bundle.")
+    model_input = session.get_inputs()[0]
+    shape, spec = model_input.shape, bundle.meta.input
+    # Our bundles take (N, H, W, C) uint8; an imported model keeps its own layout, inside a wrapper or not.
+    if model_input.type == "tensor(uint8)" and len(shape) == 4 and all(isinstance(d, int) for d in shape[1:3]) and tuple(shape[1:3]) != (spec.size_px, spec.size_px):
+        raise BundleError(f"{model_path} takes {shape[1]}x{shape[2]} px but {bundle.path / 'bundle.json'} says "
+                          f"{spec.size_px} px. Re-create the bundle.")
 
 
 def _model_for(bundle: Bundle, precision: str, int8_path: Path | None) -> Path:

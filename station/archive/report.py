@@ -19,6 +19,7 @@ from typing import Any
 
 import cv2
 
+from inspection.file_manifest import sha256_bytes
 from station.archive.errors import ArchiveError
 from station.archive.records import VERDICTS, utc_now_iso
 from station.archive.store import Archive
@@ -51,6 +52,13 @@ class LotSummary:
         return (last - first + 1) - count
 
 
+def report_stem(lot: str) -> str:
+    """lot_<lot> with unsafe characters replaced; then a short hash of the lot, so two lots that differ only
+    in those characters ("A/1" and "A_1") never share, and overwrite, one report."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", lot)
+    return f"lot_{safe}" if safe == lot else f"lot_{safe}-{sha256_bytes(lot.encode('utf-8'))[:8]}"
+
+
 def write_lot_report(root: Path, lot: str, out_dir: Path) -> list[Path]:
     """Write lot_<lot>.html and lot_<lot>.csv into out_dir; returns their paths."""
     root, out_dir = Path(root), Path(out_dir)
@@ -60,7 +68,7 @@ def write_lot_report(root: Path, lot: str, out_dir: Path) -> list[Path]:
             raise ArchiveError(f"lot {lot!r} is not in the archive at {root}; lots there: {', '.join(lots) or '(none)'}.")
         summary = summarize_lot(archive, lot, out_dir)
     verify = verify_archive(root)
-    name = "lot_" + re.sub(r"[^A-Za-z0-9._-]", "_", lot)
+    name = report_stem(lot)
     html_path, csv_path = out_dir / f"{name}.html", out_dir / f"{name}.csv"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

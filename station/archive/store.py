@@ -92,9 +92,40 @@ class Archive:
             db.close()
             raise ArchiveError(f"{index} has schema version {version}; this tool reads up to {SCHEMA_VERSION}. Upgrade the tool.")
         archive = cls(root, db)
-        if create and not (root / HEAD_NAME).exists() and archive.head() == (0, GENESIS_HASH):
-            archive._write_head(0, GENESIS_HASH)  # so a missing head file later means it was deleted
+        if create:
+            try:
+                archive._check_head_file()
+            except BaseException:
+                db.close()
+                raise
         return archive
+
+    def _check_head_file(self) -> None:
+        """Refuse to write to an archive whose chain_head was deleted or changed: the next append would
+        rewrite the file and erase that evidence. The index may be ahead of the file (a crash between a
+        commit and the head write, which `audit verify` accepts), never behind it or different."""
+        path = self.root / HEAD_NAME
+        fix = (f"Do not append to it: keep it as evidence (`inspection audit verify {self.root}`), "
+               "and write to a new archive folder.")
+        try:
+            head = json.loads(path.read_text(encoding="ascii"))
+            head_id, head_hash = int(head["entry_id"]), str(head["record_hash"])
+        except FileNotFoundError:
+            entries, _ = self.head()
+            if entries:
+                raise ArchiveError(f"{path} is missing while {self.root / INDEX_NAME} holds {entries} entries "
+                                   f"(deleted?). {fix}") from None
+            self._write_head(0, GENESIS_HASH)  # so a missing head file later means it was deleted
+            return
+        except (OSError, ValueError, KeyError, TypeError):
+            raise ArchiveError(f"{path} cannot be read (edited or damaged). {fix}") from None
+        if head_id == 0 and head_hash == GENESIS_HASH:
+            return
+        union = " UNION ALL ".join(f"SELECT entry_id, record_hash FROM {table}" for table in chain_tables(self._db))
+        row = self._db.execute(f"SELECT record_hash FROM ({union}) WHERE entry_id=?", (head_id,)).fetchone()
+        if row is None or row[0] != head_hash:
+            problem = "is not in the index (deleted?)" if row is None else "does not match the index (rewritten?)"
+            raise ArchiveError(f"entry {head_id} named by {path} {problem}. {fix}")
 
     def close(self) -> None:
         self._db.close()

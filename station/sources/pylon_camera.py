@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from inspection.errors import ConfigError, CorruptImageError, InspectionError
+from inspection.errors import ConfigError, CorruptImageError, InspectionError, first_line
 from inspection.image_io import is_image_path, to_canonical_image
 from station.archive.records import utc_now_iso
 from station.config import PylonSourceSettings
@@ -88,7 +88,7 @@ class PylonCameraSource:
             self._connect()
         except genicam.GenericException as exc:  # e.g. pylon Viewer or another station holds the camera
             raise ConfigError(f"cannot open pylon camera {self._settings.serial or '(first found)'}: "
-                              f"{_first_line(exc)}. Close other programs that use it and check its cable.") from None
+                              f"{first_line(exc)}. Close other programs that use it and check its cable.") from None
 
     def close(self) -> None:
         """Safe twice and from another thread: a hardware-triggered read() waiting on an idle line ends
@@ -233,7 +233,7 @@ class PylonCameraSource:
                     return self._lose("device removed")
                 result = self._camera.RetrieveResult(timeout_ms, pylon.TimeoutHandling_Return)
             except genicam.GenericException as exc:  # RuntimeException on a pulled cable, and friends
-                return self._lose(f"{type(exc).__name__}: {_first_line(exc)}")
+                return self._lose(f"{type(exc).__name__}: {first_line(exc)}")
             trigger_s, captured = time.monotonic(), utc_now_iso()
             if result.IsValid():
                 break
@@ -288,7 +288,7 @@ class PylonCameraSource:
             self._backoff_s = min(2 * self._backoff_s, MAX_BACKOFF_S)
             self._next_attempt_s = time.monotonic() + self._backoff_s
             return Frame(f"disconnected-{self._delivered + 1}", None, time.monotonic(), utc_now_iso(),
-                         error=f"camera disconnected; reconnect failed: {_first_line(exc)}")
+                         error=f"camera disconnected; reconnect failed: {first_line(exc)}")
         outage_s = time.monotonic() - self._lost_at_s
         self.reconnects += 1
         if self._settings.frame_rate_hz is not None and not self._settings.hardware_trigger:
@@ -299,11 +299,6 @@ class PylonCameraSource:
             lost = "an unknown number of items (compare the PLC's trigger count)"
         self.alarms.append(f"camera {self.serial} reconnected after {outage_s:.1f} s; {lost} were not imaged")
         return None
-
-
-def _first_line(exc: Exception) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
 
 
 def _canonical(result, key: str) -> tuple[np.ndarray | None, str | None]:

@@ -153,3 +153,35 @@ def test_chain_head_rewound_or_removed_is_detected(archive, capsys):
     assert verify(archive, capsys)[0] == 1
     head.unlink()
     assert verify(archive, capsys)[0] == 1
+
+
+@pytest.mark.parametrize("tamper", ["chain_head deleted", "chain_head rewritten", "image edited"])
+def test_a_station_refuses_to_append_to_a_tampered_archive_and_keeps_the_evidence(archive, tiny_bundle, tmp_path, capsys, tamper):
+    """New records would bury the damage (a missing chain_head would simply be written again): the station
+    stops before its first frame, one line, exit 2, and `audit verify` still fails afterwards."""
+    head = archive / "chain_head"
+    if tamper == "chain_head deleted":
+        head.unlink()
+    elif tamper == "chain_head rewritten":
+        head.write_text(head.read_text().replace('"record_hash": "', '"record_hash": "0', 1))
+    else:
+        image = _images(archive)[0]
+        image.write_bytes(image.read_bytes()[:-1] + b"\0")
+    before = sorted(p.relative_to(archive) for p in archive.rglob("*"))
+    code = main(["station", "run", "--bundle", str(tiny_bundle), "--source", "synthetic", "--archive", str(archive),
+                 "--frames", "3", "--json"])
+    err = capsys.readouterr().err
+    assert code == 2 and "fails its audit check before this run" in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.relative_to(archive) for p in archive.rglob("*")) == before
+    assert verify(archive, capsys)[0] == 1
+
+
+def test_a_station_refuses_an_archive_folder_that_holds_something_else(tiny_bundle, tmp_path, capsys):
+    dataset = tmp_path / "dataset"
+    (dataset / "good").mkdir(parents=True)
+    (dataset / "good" / "a.png").write_bytes(b"x")
+    code = main(["station", "run", "--bundle", str(tiny_bundle), "--source", "synthetic", "--archive", str(dataset),
+                 "--frames", "3", "--json"])
+    err = capsys.readouterr().err
+    assert code == 2 and "is not an archive" in err, err
+    assert sorted(p.name for p in dataset.rglob("*")) == ["a.png", "good"]

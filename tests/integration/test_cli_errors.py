@@ -22,14 +22,15 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) ->
 
 
 def test_empty_dataset_folder(tmp_path):
-    assert_one_line_error(run("train", str(tmp_path), "--out", str(tmp_path / "b")), "no class folders")
+    (tmp_path / "data").mkdir()
+    assert_one_line_error(run("train", str(tmp_path / "data"), "--out", str(tmp_path / "b")), "no class folders")
 
 
 def test_single_class_dataset(tmp_path):
     import numpy as np
 
-    write_png(tmp_path / "good" / "a.png", np.zeros((8, 8), np.uint8))
-    assert_one_line_error(run("data", "index", str(tmp_path), "--out", str(tmp_path / "m.jsonl")), "only one class")
+    write_png(tmp_path / "data" / "good" / "a.png", np.zeros((8, 8), np.uint8))
+    assert_one_line_error(run("data", "index", str(tmp_path / "data"), "--out", str(tmp_path / "m.jsonl")), "only one class")
 
 
 def test_missing_dataset_folder(tmp_path):
@@ -104,6 +105,9 @@ def test_synth_with_a_frame_height_out_of_range(tmp_path):
 def test_eval_of_a_folder_that_is_no_bundle(tmp_path):
     data = make_two_class_dataset(tmp_path / "data", per_class=3, size_px=32)
     (tmp_path / "b").mkdir()
+    assert_one_line_error(run("eval", str(tmp_path / "b"), str(data)), "not a model bundle")
+    # A bundle.json without its manifest is a bundle whose seal is gone: an integrity failure (exit 1).
+    (tmp_path / "b" / "bundle.json").write_text("{}")
     result = run("eval", str(tmp_path / "b"), str(data))
     assert result.returncode == 1 and "not a sealed bundle" in result.stderr
 
@@ -118,3 +122,120 @@ def test_unwritable_output_is_one_line(tmp_path):
 def test_unknown_subcommand_is_a_usage_error():
     result = run("trian")
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def _tree(root) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def test_overwrite_never_deletes_the_dataset_nor_lands_inside_it(tmp_path):
+    data = make_two_class_dataset(tmp_path / "data", per_class=3, size_px=32)
+    before = _tree(data)
+    assert_one_line_error(run("train", str(data), "--out", str(data), "--overwrite", "--epochs", "1"), "holds the input")
+    assert_one_line_error(run("train", str(data), "--out", str(data / "b"), "--epochs", "1"), "inside the input")
+    assert_one_line_error(run("train", str(data / "good"), "--out", str(data), "--overwrite"), "holds the input")
+    # --overwrite replaces a bundle, not any folder.
+    other = tmp_path / "notes"
+    (other / "keep.txt").parent.mkdir()
+    (other / "keep.txt").write_text("x")
+    assert_one_line_error(run("train", str(data), "--out", str(other), "--overwrite", "--epochs", "1"), "not a bundle")
+    assert _tree(data) == before and (other / "keep.txt").read_text() == "x"
+
+
+def test_bundle_import_never_replaces_the_folder_of_its_model(tmp_path):
+    model = tmp_path / "models" / "m.onnx"
+    model.parent.mkdir()
+    model.write_bytes(b"not read")
+    assert_one_line_error(run("bundle", "import", str(model), "--out", str(model.parent), "--classes", "a,b", "--good", "a",
+                              "--overwrite"), "holds the input")
+    assert model.read_bytes() == b"not read"
+    assert_one_line_error(run("bundle", "import", str(tmp_path / "nope.onnx"), "--out", str(tmp_path / "b"),
+                              "--classes", "a,b", "--good", "a"), "does not exist")
+
+
+def test_data_index_refreshes_a_manifest_but_never_clobbers_another_file_or_writes_into_root(tmp_path):
+    data = make_two_class_dataset(tmp_path / "data", per_class=3, size_px=32)
+    before = _tree(data)
+    script = tmp_path / "notes.sh"
+    script.write_text("echo keep\n")
+    assert_one_line_error(run("data", "index", str(data), "--out", str(script)), "not a dataset manifest")
+    assert script.read_text() == "echo keep\n"
+    assert_one_line_error(run("data", "index", str(data), "--out", str(data / "m.jsonl")), "into the dataset")
+    inside = subprocess.run([sys.executable, "-m", "inspection.cli", "data", "index", "."], cwd=data, capture_output=True,
+                            text=True, timeout=300)
+    assert inside.returncode == 2 and "into the dataset" in inside.stderr
+    manifest = tmp_path / "m.jsonl"
+    assert run("data", "index", str(data), "--out", str(manifest)).returncode == 0
+    assert run("data", "index", str(data), "--out", str(manifest)).returncode == 0  # a manifest is refreshed
+    assert _tree(data) == before
+
+
+def test_a_file_name_that_is_not_utf8_is_listed_and_left_out(tmp_path):
+    import os
+
+    data = make_two_class_dataset(tmp_path / "data", per_class=3, size_px=32)
+    with open(os.fsencode(data / "good") + b"/caf\xe9.png", "wb") as handle:
+        handle.write((data / "good" / "good_000.png").read_bytes())
+    result = run("data", "index", str(data), "--out", str(tmp_path / "m.jsonl"), "--json")
+    assert result.returncode == 0, result.stderr
+    assert "1 file(s) excluded" in result.stderr and "not valid UTF-8" in result.stderr
+    assert '"images": 6' in result.stdout
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["station", "run", "--bundle", "b", "--source", "synthetic", "--frames", "0"], "--frames"),
+    (["station", "run", "--bundle", "b", "--source", "synthetic", "--duration-s", "-1"], "--duration-s"),
+    (["train", "d", "--out", "b", "--epochs", "x"], "--epochs"),
+    (["label", "d", "--port", "99999"], "TCP port"),
+    (["bench", "--precisions", "fp8"], "unknown precision fp8"),
+    (["bench", "--batch-sizes", "0,8"], "--batch-sizes"),
+    (["bench", "--models", ","], "--models"),
+    (["bench", "--threads", "0"], "--threads"),
+    (["no-such-command"], "invalid choice"),
+])
+def test_usage_mistakes_are_one_line(args, needle):
+    assert_one_line_error(run(*args), needle)
+
+
+def test_bench_checks_its_comparison_file_before_it_runs(tmp_path):
+    assert_one_line_error(run("bench", "--compare", str(tmp_path / "nope.json"), "--json-out", str(tmp_path / "r.json")),
+                          "does not exist")
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_an_unknown_good_class_is_named_before_training(tmp_path):
+    data = make_two_class_dataset(tmp_path / "data", per_class=3, size_px=32)
+    assert_one_line_error(run("train", str(data), "--out", str(tmp_path / "b"), "--good", "nosuch"), "nosuch", "defect, good")
+
+
+def test_a_model_that_cannot_take_the_input_size_is_named_before_training(tmp_path):
+    data = make_two_class_dataset(tmp_path / "data", per_class=3, size_px=32)
+    assert_one_line_error(run("train", str(data), "--out", str(tmp_path / "b"), "--model", "vit_b_32", "--image-size", "64"),
+                          "vit_b_32 cannot take 64 px")
+
+
+def test_a_corrupt_checkpoint_is_an_error_on_resume(tmp_path):
+    data = make_two_class_dataset(tmp_path / "data", per_class=3, size_px=32)
+    (tmp_path / "b.checkpoints").mkdir()
+    (tmp_path / "b.checkpoints" / "last.pt").write_bytes(b"\x80\x02garbage")
+    assert_one_line_error(run("train", str(data), "--out", str(tmp_path / "b"), "--resume"), "cannot be read as a training checkpoint")
+
+
+def test_text_files_that_are_not_utf8_are_named(tmp_path, tiny_bundle_copy):
+    config = tmp_path / "s.yaml"
+    config.write_bytes(b"station:\n  id: \xff\xfe\n")
+    assert_one_line_error(run("station", "run", str(config)), "not UTF-8")
+    bundle, _data = tiny_bundle_copy
+    (bundle / "manifest.sha256").write_bytes(b"\xff\xfe" + (bundle / "manifest.sha256").read_bytes())
+    result = run("bundle", "verify", str(bundle))
+    assert result.returncode == 1 and "not UTF-8" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_latency_png_never_overwrites(tmp_path, tiny_bundle):
+    existing = tmp_path / "keep.png"
+    existing.write_bytes(b"png")
+    assert_one_line_error(run("station", "run", "--bundle", str(tiny_bundle), "--source", "synthetic", "--frames", "2",
+                              "--latency-png", str(existing)), "already exists")
+    assert_one_line_error(run("station", "run", "--bundle", str(tiny_bundle), "--source", "synthetic", "--frames", "2",
+                              "--latency-png", str(tmp_path / "plot.sh")), "does not end in .png")
+    assert existing.read_bytes() == b"png"

@@ -9,6 +9,7 @@ and the users file, the catalog and the access log are blocked explicitly.
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import gradio as gr
 
 from inspection.bundle import load_bundle
+from inspection.errors import ConfigError
 from training.labeling.browse import ItemFilter, page
 from training.labeling.catalog import Catalog, build_catalog
 from training.labeling.context import AppContext
@@ -123,6 +125,17 @@ def launch(ctx: AppContext, host: str, port: int, block: bool = True) -> gr.Bloc
     return app
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Gradio's own message for a taken port points at an environment variable, not at --port."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the web server does: TIME_WAIT is no obstacle
+            probe.bind((host, port))
+    except OSError as exc:
+        raise ConfigError(f"port {port} on {host} cannot be opened ({exc.strerror or exc}): another program holds it, or "
+                          "the address is not this machine's. Pass --port with a free port, or --host 127.0.0.1.") from None
+
+
 def _prepare_server(ctx: AppContext) -> None:
     """Work done once before the first browser arrives, so that the first page does not wait for it."""
     import matplotlib
@@ -148,6 +161,7 @@ def _preload_first_page(ctx: AppContext) -> None:
 
 
 def serve(config: LabelServerConfig, progress: bool = True) -> None:
+    _check_port_free(config.host, config.port)
     ctx = open_context(config, progress=progress)
     start_predictions(ctx)
     print(f"labeling tool on http://{config.host}:{config.port} (workspace {ctx.catalog.workspace.root}); Ctrl+C stops it", flush=True)

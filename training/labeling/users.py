@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 from pydantic import Field
 
+from inspection.errors import first_line
 from inspection.validation import StrictModel, parse_model
 from training.labeling.errors import UsersFileError
 
@@ -94,8 +95,8 @@ def load_users(path: Path) -> UsersFile:
         )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise UsersFileError(f"users file {path} cannot be read ({exc}). Fix it or re-create it with `inspection users add`.") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise UsersFileError(f"users file {path} cannot be read ({first_line(exc)}). Fix it or re-create it with `inspection users add`.") from None
     return parse_model(UsersFile, data, str(path), UsersFileError)
 
 

@@ -188,3 +188,35 @@ def test_connection_belongs_to_its_thread_and_readers_open_their_own(tmp_path: P
     thread.join()
     archive.close()
     assert isinstance(seen[0], sqlite3.ProgrammingError) and seen[1] == 1
+
+
+def test_opening_for_writing_refuses_a_missing_or_foreign_chain_head(tmp_path: Path) -> None:
+    """The next append would rewrite chain_head and erase the evidence that it was deleted or changed."""
+    root = tmp_path / "arch"
+    with Archive.open(root) as archive:
+        archive.append(make_record(0))
+        archive.append(make_record(1))
+    head = root / "chain_head"
+    text = head.read_text()
+    head.unlink()
+    with pytest.raises(ArchiveError, match="missing while"):
+        Archive.open(root)
+    assert not head.exists()
+    head.write_text(text.replace('"record_hash": "', '"record_hash": "f', 1))
+    with pytest.raises(ArchiveError, match="does not match the index"):
+        Archive.open(root)
+    # Reading is still allowed: that is how `audit verify` and the reports see the damage.
+    Archive.open(root, create=False).close()
+
+
+def test_an_index_ahead_of_chain_head_is_accepted_for_writing(tmp_path: Path) -> None:
+    """A crash between a commit and the head write leaves the index ahead; `audit verify` accepts that too."""
+    root = tmp_path / "arch"
+    with Archive.open(root) as archive:
+        archive.append(make_record(0))
+        behind = (root / "chain_head").read_text()
+        archive.append(make_record(1))
+    (root / "chain_head").write_text(behind)
+    with Archive.open(root) as archive:
+        archive.append(make_record(2))
+    assert verify_archive(root).ok

@@ -98,10 +98,15 @@ def test_unknown_lot_lists_the_lots_that_exist(archive_root: Path, tmp_path: Pat
     assert not (tmp_path / "out").exists()
 
 
-def test_lot_name_is_made_safe_for_a_file_name(tmp_path: Path) -> None:
+def test_lot_name_is_made_safe_for_a_file_name_and_never_shared(tmp_path: Path) -> None:
     root = tmp_path / "arch"
     with Archive.open(root) as archive:
         archive.append(make_record("2026/11 A", 0, "pass", None, False, None))
+        archive.append(make_record("2026_11_A", 0, "reject", "chipped", False, None))
     html_path, csv_path = write_lot_report(root, "2026/11 A", tmp_path / "out")
-    assert html_path.name == "lot_2026_11_A.html" and html_path.parent == tmp_path / "out"
+    assert html_path.name.startswith("lot_2026_11_A-") and html_path.suffix == ".html" and html_path.parent == tmp_path / "out"
     assert read_csv(csv_path) == []
+    # The lot whose name is already safe keeps it, and its report does not overwrite the other's.
+    other_html, other_csv = write_lot_report(root, "2026_11_A", tmp_path / "out")
+    assert other_html.name == "lot_2026_11_A.html" and html_path.is_file()
+    assert len(read_csv(other_csv)) == 1
