@@ -9,7 +9,10 @@ stderr_console = Console(stderr=True)
 
 
 def progress_bar(*columns: str | ProgressColumn, enabled: bool = True, transient: bool = False) -> Progress:
-    return Progress(*columns, console=stderr_console, disable=not enabled, transient=transient)
+    # Off a terminal rich draws nothing until the end, and a transient bar then leaves only an empty
+    # line on stderr, before the warnings and errors that must be its only lines.
+    quiet = transient and not stderr_console.is_terminal
+    return Progress(*columns, console=stderr_console, disable=not enabled or quiet, transient=transient)
 
 
 def warn(message: str) -> None:

@@ -143,11 +143,28 @@ class StationConfig(StrictModel):
         return self
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML allows a key twice and keeps the last: in a station config that silently drops a setting."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: set = set()
+        for key_node, _value in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, (str, int, float, bool)) and key is not None:
+                continue  # an unhashable key: SafeLoader's own check reports it
+            if key in seen:
+                raise ConfigError(f"the key {key!r} appears twice at line {key_node.start_mark.line + 1}; keep one")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def load_station_config(path: Path) -> StationConfig:
     """Read and validate a station YAML; relative paths in it are relative to the file."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}.") from None
     except FileNotFoundError:
         raise ConfigError(f"station config {path} does not exist. Pass the path of a YAML file (see station/examples/).") from None
     except yaml.YAMLError as exc:

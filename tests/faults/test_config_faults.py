@@ -138,3 +138,13 @@ def test_broken_config_is_one_line_and_exit_2(change, needle, tiny_bundle, tmp_p
     assert code == 2, err
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
     assert needle in lines[0], lines[0]
+
+
+def test_a_key_given_twice_is_an_error_not_last_wins(tmp_path, capsys):
+    from inspection.cli import main
+
+    config = tmp_path / "twice.yaml"
+    config.write_text("station:\n  id: a\n  lot: L\nsource:\n  kind: synthetic\nsource:\n  kind: folder\n")
+    assert main(["station", "run", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "'source' appears twice at line 6" in err and len(err.strip().splitlines()) == 1, err
