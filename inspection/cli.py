@@ -575,7 +575,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_audit_report)
 
     p = commands.add_parser("demo", help="the whole chain on synthetic line data, on the CPU")
-    p.add_argument("--workdir", type=Path, default=Path("runs/demo"))
+    p.add_argument("--workdir", type=Path, default=Path("runs/demo"),
+                   help="work folder (default runs/demo); the demo marks it and replaces its own outputs there on each run")
     p.add_argument("--fresh", action="store_true", help="regenerate the synthetic data even if present")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_demo)

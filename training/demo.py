@@ -11,6 +11,7 @@ from rich.table import Table
 
 from inspection.bundle import load_bundle
 from inspection.console import stderr_console
+from inspection.errors import OutputExistsError
 from inspection.synthetic import write_dataset
 from training.evaluate import evaluate_bundle
 from training.pipeline import checkpoint_dir_for, train_bundle
@@ -24,11 +25,14 @@ DEMO_PRODUCT = "white-round-scored"
 DEMO_RECIPE = TrainRecipe(epochs=20)
 DEMO_LINE_FRAMES = 3000
 DEMO_LINE_RATE_HZ = 200.0
+DEMO_LOT, DEMO_STATION = "DEMO-LOT", "demo-line"
+DEMO_MARKER = ".inspection-demo"
 
 
 def run_demo(workdir: Path, fresh: bool = False, progress: bool = True) -> dict:
     started = time.perf_counter()
     data, bundle_path = workdir / "data", workdir / "bundle"
+    _claim_workdir(workdir)
     if data.exists() and (fresh or not _is_demo_data(data)):
         shutil.rmtree(data)
     if not data.exists():
@@ -74,7 +78,7 @@ def run_demo_line(bundle_path: Path, archive_path: Path, progress: bool) -> dict
 
     shutil.rmtree(archive_path, ignore_errors=True)
     config = StationConfig.model_validate({
-        "station": {"id": "demo-line", "lot": "DEMO-LOT", "operator": "demo"},
+        "station": {"id": DEMO_STATION, "lot": DEMO_LOT, "operator": "demo"},
         "bundle": bundle_path,
         # The line's camera is the one the training images came from (station/geometry.py says why).
         "source": {"kind": "synthetic", "rate_hz": DEMO_LINE_RATE_HZ, "defect_rate": 0.02, "product": DEMO_PRODUCT,
@@ -82,8 +86,24 @@ def run_demo_line(bundle_path: Path, archive_path: Path, progress: bool) -> dict
         "archive": {"path": archive_path},
     })
     summary = run_station(config, RunLimits(frames=DEMO_LINE_FRAMES), progress=progress)
-    summary["lot_report"] = [str(p) for p in write_lot_report(archive_path, "DEMO-LOT", archive_path / "reports")]
+    summary["lot_report"] = [str(p) for p in write_lot_report(archive_path, DEMO_LOT, archive_path / "reports")]
     return summary
+
+
+def _claim_workdir(workdir: Path) -> None:
+    """The demo replaces what it wrote in its work folder, which it marks on first use, and refuses
+    to replace anything in a folder it has not marked (a user's data/, bundle/ or archive/)."""
+    marker = workdir / DEMO_MARKER
+    if marker.is_file():
+        return
+    ours = (workdir / "data", workdir / "bundle", checkpoint_dir_for(workdir / "bundle"), workdir / "archive")
+    taken = [path for path in ours if path.exists() and not (path.is_dir() and not any(path.iterdir()))]
+    if taken:
+        raise OutputExistsError(f"{taken[0]} exists, and {workdir} is not a work folder of the demo (no {DEMO_MARKER}): "
+                                "the demo would replace it. Choose another --workdir, or move it away.")
+    workdir.mkdir(parents=True, exist_ok=True)
+    marker.write_text("`inspection demo` work folder: each run replaces data/, bundle/, bundle.checkpoints/ and archive/ here.\n",
+                      encoding="utf-8")
 
 
 def _is_demo_data(data: Path) -> bool:

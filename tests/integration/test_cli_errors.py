@@ -239,3 +239,13 @@ def test_latency_png_never_overwrites(tmp_path, tiny_bundle):
     assert_one_line_error(run("station", "run", "--bundle", str(tiny_bundle), "--source", "synthetic", "--frames", "2",
                               "--latency-png", str(tmp_path / "plot.sh")), "does not end in .png")
     assert existing.read_bytes() == b"png"
+
+
+def test_the_demo_never_replaces_what_it_did_not_write(tmp_path):
+    """The demo replaces data/, bundle/ and archive/ in its work folder: only in a folder it marked as its own."""
+    workdir = tmp_path / "work"
+    (workdir / "archive").mkdir(parents=True)
+    (workdir / "archive" / "index.sqlite").write_bytes(b"a line's real archive")
+    assert_one_line_error(run("demo", "--workdir", str(workdir)), "not a work folder of the demo")
+    assert (workdir / "archive" / "index.sqlite").read_bytes() == b"a line's real archive"
+    assert not (workdir / ".inspection-demo").exists()
