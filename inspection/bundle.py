@@ -25,7 +25,7 @@ from pydantic import Field
 
 from inspection.decision import DecisionPolicy
 from inspection.errors import BundleError, ConfigError, OutputExistsError
-from inspection.file_manifest import verify_manifest, write_manifest
+from inspection.file_manifest import MANIFEST_NAME, verify_manifest, write_manifest
 from inspection.input_spec import InputSpec
 from inspection.validation import StrictModel, parse_model
 
@@ -174,6 +174,15 @@ def ensure_can_create(final: Path, overwrite: bool = False, inputs: Sequence[Pat
         if not (final / META_NAME).is_file():
             raise OutputExistsError(f"{final} is not a bundle (no {META_NAME}) and --overwrite replaces only a bundle. "
                                     "Choose another --out.")
+
+
+def ensure_not_in_bundle(path: Path, what: str) -> None:
+    """Writing anything into a sealed bundle breaks its seal: `bundle verify` fails and stations refuse it."""
+    resolved = Path(path).resolve()
+    for folder in (resolved, *resolved.parents):
+        if (folder / META_NAME).is_file() and (folder / MANIFEST_NAME).is_file():
+            raise ConfigError(f"{what} {path} lies inside the sealed bundle {folder}: writing there would break its seal. "
+                              "Choose a path outside the bundle.")
 
 
 def _ensure_apart(out: Path, source: Path) -> None:

@@ -311,8 +311,11 @@ def cmd_station_run(args: argparse.Namespace) -> int:
         if args.latency_png.exists():
             raise OutputExistsError(f"--latency-png {args.latency_png} already exists. Choose a new file name.")
     if args.config is not None:
-        if args.bundle or args.source:
-            raise InspectionError("give either CONFIG.yaml or --bundle/--source, not both. Put the settings in the YAML.")
+        quick = [name for name, value in (("--bundle", args.bundle), ("--source", args.source), ("--rate", args.rate),
+                                          ("--archive", args.archive)) if value is not None]
+        if quick:
+            raise ConfigError(f"{', '.join(quick)} belong to the quick start and would be ignored next to {args.config}. "
+                              "Put the settings in the YAML (bundle:, source:, archive:).")
         config = load_station_config(args.config)
     else:
         config = config_from_arguments(args.bundle, args.source, args.rate, args.archive)
@@ -328,6 +331,9 @@ def cmd_station_run(args: argparse.Namespace) -> int:
         )
     for message in summary["warnings"]:
         print(f"warning: {message}", file=sys.stderr)
+    if summary["alarms"] and not args.json:
+        more = f" (and {len(summary['alarms']) - 1} more alarms; --json lists them)" if len(summary["alarms"]) > 1 else ""
+        print(f"warning: line alarm: {summary['alarms'][0]}{more}", file=sys.stderr)
     recovered = summary.get("recovered_in_flight", {}).get("sequences")
     if recovered:
         print(f"warning: {len(recovered)} items of lot {summary['recovered_in_flight']['lot']} (sequences {recovered[0]}.."
@@ -355,8 +361,11 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 def cmd_audit_report(args: argparse.Namespace) -> int:
     from station.archive import write_lot_report
 
+    from inspection.bundle import ensure_not_in_bundle
+
     out = args.out or Path(args.archive) / "reports"
-    for path in write_lot_report(Path(args.archive), args.lot, out):
+    ensure_not_in_bundle(out, "--out")
+    for path in write_lot_report(Path(args.archive), args.lot, out, strict=True):
         print(path)
     return 0
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -39,20 +39,55 @@ def describe_validation_error(exc: ValidationError, model_cls: type[BaseModel], 
         return f"{source}: unknown key '{location}'; valid keys here are: {', '.join(valid)}.{hint}"
     if kind == "missing":
         return f"{source}: missing required key '{location}'. Add it."
+    if kind in ("union_tag_not_found", "union_tag_invalid"):
+        tags = [str(t) for member in _union_members(model_cls, first["loc"]) for t in _kinds(member)]
+        choices = f" ({', '.join(tags)})" if tags else ""
+        return f"{source}: '{location}' needs a valid 'kind:'{choices}. Set it."
     value = first.get("input")
     return f"{source}: bad value {value!r} for '{location}': {first['msg']}. Fix the value."
 
 
 def _fields_at(model_cls: type[BaseModel], loc: tuple) -> list[str]:
-    """Field names of the (nested) model that `loc` points into, for listing valid keys."""
+    """Field names of the (nested) model that `loc` points into, for listing valid keys. A location
+    through a discriminated union names the member by its tag (source.folder.path)."""
     current: Any = model_cls
     for part in loc:
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+        model = _model_in(current, None)
+        if model is not None and str(part) in model.model_fields:
+            current = model.model_fields[str(part)].annotation
+            continue
+        current = _model_in(current, str(part))
+        if current is None:
             return []
-        field = current.model_fields.get(str(part))
-        if field is None:
+    model = _model_in(current, None)
+    return list(model.model_fields) if model is not None else []
+
+
+def _union_members(model_cls: type[BaseModel], loc: tuple) -> list[type[BaseModel]]:
+    """The models of the union field at `loc` (a field of a plain model path)."""
+    current: Any = model_cls
+    for part in loc:
+        model = _model_in(current, None)
+        if model is None or str(part) not in model.model_fields:
             return []
-        current = field.annotation
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
-    return []
+        current = model.model_fields[str(part)].annotation
+    return [m for m in (_model_in(arg, None) for arg in _flatten(current)) if m is not None]
+
+
+def _flatten(annotation: Any) -> list:
+    args = get_args(annotation)
+    return [leaf for arg in args for leaf in _flatten(arg)] if args else [annotation]
+
+
+def _model_in(annotation: Any, tag: str | None) -> type[BaseModel] | None:
+    """The model an annotation holds (through Optional and Annotated); for a union, the member whose
+    `kind` literal is `tag`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation if tag is None or tag in _kinds(annotation) else None
+    members = [m for m in (_model_in(arg, tag) for arg in get_args(annotation)) if m is not None]
+    return members[0] if len(members) == 1 or (members and tag is not None) else None
+
+
+def _kinds(model: type[BaseModel]) -> tuple:
+    field = model.model_fields.get("kind")
+    return get_args(field.annotation) if field is not None else ()

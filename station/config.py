@@ -37,7 +37,7 @@ class SyntheticSourceSettings(StrictModel):
     pool_size: int = Field(default=256, ge=8, le=100_000)
     width_px: int = Field(default=640, ge=32, le=8192)
     height_px: int = Field(default=480, ge=32, le=8192)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)
     product: str = "mixed"  # one product of inspection.synthetic.products for every item, or mixed
 
     @field_validator("product")
@@ -179,6 +179,11 @@ def load_station_config(path: Path) -> StationConfig:
     return _resolve_paths(config, path.parent)
 
 
+def _is_file_target(target: str) -> bool:
+    """A video file, as opposed to a camera index ("0") or a stream URL (rtsp://...)."""
+    return not target.strip().isdigit() and "://" not in target
+
+
 def _resolve_paths(config: StationConfig, base: Path) -> StationConfig:
     def resolve(p: Path | None) -> Path | None:
         if p is None or p.is_absolute():
@@ -190,6 +195,8 @@ def _resolve_paths(config: StationConfig, base: Path) -> StationConfig:
         updates["archive"] = config.archive.model_copy(update={"path": resolve(config.archive.path)})
     if isinstance(config.source, FolderSourceSettings):
         updates["source"] = config.source.model_copy(update={"path": resolve(config.source.path)})
+    if isinstance(config.source, OpenCvSourceSettings) and _is_file_target(config.source.target):
+        updates["source"] = config.source.model_copy(update={"target": str(resolve(Path(config.source.target)))})
     if isinstance(config.source, PylonSourceSettings) and config.source.emulator_images is not None:
         updates["source"] = config.source.model_copy(update={"emulator_images": resolve(config.source.emulator_images)})
     return config.model_copy(update=updates)

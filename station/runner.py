@@ -11,9 +11,9 @@ import numpy as np
 from rich.live import Live
 
 from inspection.backends import Backend, BackendKind, open_backend
-from inspection.bundle import Bundle, load_bundle
+from inspection.bundle import Bundle, ensure_not_in_bundle, load_bundle
 from inspection.console import stderr_console
-from inspection.errors import BackendError, BackendUnavailableError, BundleError, BundleIntegrityError
+from inspection.errors import BackendError, BackendUnavailableError, BundleError, BundleIntegrityError, ConfigError
 from inspection.preprocess import prepare, to_model_input
 from station.archive import Archive, ArchiveError, ArchiveWriter, verify_archive
 from station.archive.store import INDEX_NAME
@@ -44,6 +44,7 @@ class RunLimits:
 
 
 def run_station(config: StationConfig, limits: RunLimits, progress: bool = True, latency_png: Path | None = None) -> dict:
+    check_outputs_apart(config, latency_png)
     check_archive_before_run(config.archive.path)
     bundle = _load_bundle_for_station(config)
     backend, raw_fps, backend_choice = open_station_backend(config, bundle)
@@ -141,6 +142,18 @@ def _next_sequence(config: StationConfig) -> int:
     with Archive.open(config.archive.path, create=False) as archive:
         last = archive.last_sequence(config.station.lot, config.station.id)
     return 1 if last is None else last + 1
+
+
+def check_outputs_apart(config: StationConfig, latency_png: Path | None) -> None:
+    """Nothing the station writes may land in its bundle (its seal breaks) or in the folder it replays
+    (the next replay would read the archive's images as items)."""
+    outputs = [(path, what) for path, what in ((config.archive.path, "the archive"), (latency_png, "--latency-png"))
+               if path is not None]
+    for path, what in outputs:
+        ensure_not_in_bundle(path, what)
+        if isinstance(config.source, FolderSourceSettings) and Path(path).resolve().is_relative_to(config.source.path.resolve()):
+            raise ConfigError(f"{what} {path} lies inside the replayed folder {config.source.path}: its files would be "
+                              "replayed as items. Choose a path outside it.")
 
 
 def check_archive_before_run(path: Path | None) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 from inspection.backends import open_backend
 from inspection.bundle import INT8_ONNX_NAME, Bundle, QuantizedModelEntry, load_bundle, reseal_with
 from inspection.errors import DataError
+from inspection.preprocess import to_model_input
 from training.dataset_index import index_dataset
 from training.evaluate import infer_probabilities, label_indices, load_prepared
 from training.precision_gate import precision_parity_record, require_precision_parity
@@ -30,7 +31,8 @@ def export_int8(bundle_path: Path, calib_root: Path, allow_parity_failure: bool 
                         "Pass the dataset the bundle was trained on.")
     check_entries = index.split(check_split)
     labels = label_indices(check_entries, bundle.meta.class_names)
-    calibration = load_prepared(index.root, calibration_entries, spec, progress)
+    # The tensors the model takes: uint8 pixels for our bundles, normalised NCHW floats for an imported one.
+    calibration = to_model_input(load_prepared(index.root, calibration_entries, spec, progress), spec)
     check_images = load_prepared(index.root, check_entries, spec, progress)
     with tempfile.TemporaryDirectory(prefix="int8-") as tmp:
         fp32 = infer_probabilities(open_backend("onnxruntime", bundle), check_images, spec)

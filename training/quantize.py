@@ -59,9 +59,12 @@ def quantize_qdq(fp32_onnx: Path, out: Path, calibration_images: np.ndarray, per
             "Pass --calib with a dataset that has more training images."
         )
 
+    model = onnx.load(str(fp32_onnx))
+    input_name = model.graph.input[0].name  # "images" in our bundles; an imported model keeps its own
+
     class _Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self._batches = iter([{"images": calibration_images[i : i + 1]} for i in range(len(calibration_images))])
+            self._batches = iter([{input_name: calibration_images[i : i + 1]} for i in range(len(calibration_images))])
 
         def get_next(self) -> dict | None:
             return next(self._batches, None)
@@ -69,7 +72,7 @@ def quantize_qdq(fp32_onnx: Path, out: Path, calibration_images: np.ndarray, per
     with tempfile.TemporaryDirectory(prefix="quantize-") as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the quantizer warns about its own pre-processing advice we follow
         widened, prepared = Path(tmp) / "widened.onnx", Path(tmp) / "prepared.onnx"
-        onnx.save(widen_normalisation_constants(onnx.load(str(fp32_onnx))), str(widened))
+        onnx.save(widen_normalisation_constants(model), str(widened))
         quant_pre_process(str(widened), str(prepared))
         quantize_static(str(prepared), str(out), _Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,

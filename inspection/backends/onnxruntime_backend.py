@@ -44,6 +44,9 @@ class OnnxRuntimeBackend:
             raise BackendError(f"onnxruntime cannot load {model_path}: {first_line(exc)}. Re-export the bundle.") from None
         self._input_name = self._session.get_inputs()[0].name
         _check_io_matches_bundle(self._session, bundle, model_path)
+        batch_dim = self._session.get_inputs()[0].shape[0]
+        # An imported model may be exported for a fixed batch (often 1): feed it batches of that size.
+        self._fixed_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
         self._apply_softmax = bundle.meta.output_kind == OutputKind.LOGITS
         provider = self._session.get_providers()[0]
         spinning = "" if spin_wait else ", no spin-wait"
@@ -51,11 +54,20 @@ class OnnxRuntimeBackend:
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         try:
-            outputs = self._session.run(None, {self._input_name: batch})[0]
+            if self._fixed_batch is None or len(batch) == self._fixed_batch:
+                outputs = self._session.run(None, {self._input_name: batch})[0]
+            else:
+                outputs = self._run_in_fixed_batches(batch)
         except Exception as exc:  # onnxruntime raises its own untyped errors (shape, type, memory)
             raise BackendError(f"onnxruntime failed on a batch of shape {batch.shape}: {first_line(exc)}. Check the model's input spec.") from None
         outputs = np.asarray(outputs, dtype=np.float32)
         return softmax(outputs) if self._apply_softmax else outputs
+
+    def _run_in_fixed_batches(self, batch: np.ndarray) -> np.ndarray:
+        size = self._fixed_batch
+        padded = np.concatenate([batch, np.zeros((-len(batch) % size, *batch.shape[1:]), batch.dtype)])
+        parts = [self._session.run(None, {self._input_name: padded[i : i + size]})[0] for i in range(0, len(padded), size)]
+        return np.concatenate(parts)[: len(batch)]
 
     def close(self) -> None:
         self._session = None

@@ -20,7 +20,7 @@ from typing import Any
 import cv2
 
 from inspection.file_manifest import sha256_bytes
-from station.archive.errors import ArchiveError
+from station.archive.errors import ArchiveError, AuditVerificationError
 from station.archive.records import VERDICTS, utc_now_iso
 from station.archive.store import Archive
 from station.archive.verify import VerifyResult, verify_archive
@@ -59,8 +59,9 @@ def report_stem(lot: str) -> str:
     return f"lot_{safe}" if safe == lot else f"lot_{safe}-{sha256_bytes(lot.encode('utf-8'))[:8]}"
 
 
-def write_lot_report(root: Path, lot: str, out_dir: Path) -> list[Path]:
-    """Write lot_<lot>.html and lot_<lot>.csv into out_dir; returns their paths."""
+def write_lot_report(root: Path, lot: str, out_dir: Path, strict: bool = False) -> list[Path]:
+    """Write lot_<lot>.html and lot_<lot>.csv into out_dir; returns their paths. A broken audit trail is
+    shown first in the report; with strict, it is also raised (exit 1), so a script cannot pass it by."""
     root, out_dir = Path(root), Path(out_dir)
     with Archive.open(root, create=False) as archive:
         lots = archive.lots()
@@ -79,6 +80,9 @@ def write_lot_report(root: Path, lot: str, out_dir: Path) -> list[Path]:
             writer.writerows(summary.exceptions)
     except OSError as exc:
         raise ArchiveError(f"cannot write the lot report into {out_dir}: {exc.strerror or exc}. Choose a writable folder.") from None
+    if strict and not verify.ok:
+        raise AuditVerificationError(f"{html_path} is written and shows it first: the audit trail check failed: {verify.first_bad}. "
+                                     "Quarantine the archive, open a deviation, and do not release the lot on this record.")
     return [html_path, csv_path]
 
 

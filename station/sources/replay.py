@@ -95,7 +95,10 @@ class VideoCaptureSource:
         self.description = f"opencv capture {target}"
 
     def open(self) -> None:
-        self._capture = cv2.VideoCapture(self._target)
+        try:
+            self._capture = cv2.VideoCapture(self._target)
+        except cv2.error:  # e.g. a camera index beyond what the backend's int can hold
+            raise ConfigError(f"OpenCV cannot open capture source {self._target!r}. Check the file, camera index or URL.") from None
         if not self._capture.isOpened():
             raise ConfigError(f"OpenCV cannot open capture source {self._target!r}. Check the file, camera index or URL.")
 

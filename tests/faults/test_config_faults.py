@@ -34,6 +34,9 @@ CASES = [
     ("port is text", {"output": {"kind": "modbus", "port": "plc"}}, "output.modbus.port"),
     # unknown keys and values
     ("misspelt top-level key", {"bundel": "x"}, "unknown key 'bundel'"),
+    ("misspelt key of a source kind", {"source": {"kind": "folder", "pathx": "."}}, "valid keys here are: kind, loop, path, rate_hz. Did you mean 'path'?"),
+    ("source without a kind", {"source": {"path": "."}}, "'source' needs a valid 'kind:' (synthetic, folder, opencv, pylon)"),
+    ("negative synthetic seed", {"source": small_line(seed=-1)}, "source.synthetic.seed"),
     ("misspelt nested key", {"source": {"kind": "synthetic", "rate": 100}}, "unknown key 'source.synthetic.rate'"),
     ("unknown station key", {"station": {"line": "3"}}, "unknown key 'station.line'"),
     ("unknown output kind", {"output": {"kind": "profinet"}}, "output"),

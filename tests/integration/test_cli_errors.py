@@ -1,6 +1,7 @@
 """Bad input: one line on stderr naming the problem and the fix, exit code 2, nothing overwritten."""
 
 import subprocess
+from pathlib import Path
 import sys
 
 import pytest
@@ -249,3 +250,59 @@ def test_the_demo_never_replaces_what_it_did_not_write(tmp_path):
     assert_one_line_error(run("demo", "--workdir", str(workdir)), "not a work folder of the demo")
     assert (workdir / "archive" / "index.sqlite").read_bytes() == b"a line's real archive"
     assert not (workdir / ".inspection-demo").exists()
+
+
+def test_station_outputs_never_land_in_the_bundle_or_the_replayed_folder(tmp_path, tiny_bundle_copy):
+    import shutil
+
+    bundle, data = tiny_bundle_copy
+    replay = Path(shutil.copytree(data / "good", tmp_path / "replay"))
+    for archive, needle in ((bundle / "arch", "inside the sealed bundle"), (replay / "arch", "inside the replayed folder")):
+        assert_one_line_error(run("station", "run", "--bundle", str(bundle), "--source", str(replay), "--archive", str(archive),
+                                  "--frames", "2"), needle)
+        assert not archive.exists()
+    assert run("bundle", "verify", str(bundle)).returncode == 0
+
+
+def test_quick_start_options_next_to_a_yaml_are_refused_not_ignored(tmp_path, tiny_bundle):
+    config = tmp_path / "s.yaml"
+    config.write_text(f"station: {{id: a, lot: L}}\nbundle: {tiny_bundle}\nsource: {{kind: synthetic}}\n")
+    assert_one_line_error(run("station", "run", str(config), "--archive", str(tmp_path / "a"), "--rate", "2"),
+                          "--rate, --archive belong to the quick start")
+    assert not (tmp_path / "a").exists()
+
+
+def test_a_camera_index_beyond_any_camera_is_one_line(tiny_bundle):
+    assert_one_line_error(run("station", "run", "--bundle", str(tiny_bundle), "--source", "99999999999999999999", "--frames", "1"),
+                          "OpenCV cannot open capture source")
+
+
+def test_data_export_never_writes_into_the_dataset_nor_removes_a_folder(tmp_path):
+    data = make_two_class_dataset(tmp_path / "data", per_class=3, size_px=32)
+    before = _tree(data)
+    assert_one_line_error(run("data", "export", str(data), "--out", str(data / "exported"), "--workspace", str(tmp_path / "ws")),
+                          "inside the dataset")
+    partial = tmp_path / ".copy.partial"
+    (partial / "mine.txt").parent.mkdir()
+    (partial / "mine.txt").write_text("keep")
+    result = run("data", "export", str(data), "--out", str(tmp_path / "copy"), "--workspace", str(tmp_path / "ws"))
+    assert result.returncode == 0, result.stderr
+    assert (partial / "mine.txt").read_text() == "keep" and _tree(data) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".copy.partial-")]
+
+
+def test_a_folder_that_is_not_a_workspace_is_refused(tmp_path):
+    data = make_two_class_dataset(tmp_path / "data", per_class=3, size_px=32)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("x")
+    assert_one_line_error(run("data", "export", str(data), "--out", str(tmp_path / "copy"), "--workspace", str(other)),
+                          "not a labeling workspace")
+    assert sorted(p.name for p in other.iterdir()) == ["notes.txt"]
+
+
+def test_users_file_that_is_a_folder_is_named_as_such(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "inspection.cli", "users", "add", "anna", "--role", "reviewer",
+                             "--users", str(tmp_path)], input="correct-horse-9\ncorrect-horse-9\n", capture_output=True,
+                            text=True, timeout=60)
+    assert_one_line_error(result, "is a folder")

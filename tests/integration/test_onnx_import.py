@@ -79,3 +79,29 @@ def load_bundle_after_import(model_path: str, out):
     result = run("bundle", "import", model_path, "--out", str(out), "--classes", "a,b,c", "--good", "a")
     assert result.returncode == 0, result.stderr
     return load_bundle(out)
+
+
+def test_a_model_exported_for_batch_1_runs_in_batches_and_quantizes_with_its_own_input_name(external_model, tmp_path):
+    """Exporters often fix the batch at 1 and name the input as they like ("x" here): the station, eval and
+    the int8 export must all work with such a file."""
+    from helpers.images import write_png
+
+    model, _ = external_model
+    fixed = tmp_path / "fixed.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(1, 3, 64, 64),), str(fixed), input_names=["x"], output_names=["logits"],
+                          opset_version=17, dynamo=False)
+    bundle = load_bundle_after_import(str(fixed), tmp_path / "b")
+    rng = np.random.default_rng(1)
+    batch = np.stack([preprocess(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), bundle.meta.input) for _ in range(5)])
+    backend = open_backend("onnxruntime", bundle)
+    together = backend.infer(batch)
+    one_by_one = np.concatenate([backend.infer(batch[i : i + 1]) for i in range(5)])
+    np.testing.assert_allclose(together, one_by_one, atol=1e-6)
+    for label in ("a", "b", "c"):
+        for i in range(12):
+            write_png(tmp_path / "calib" / label / f"{i}.png", rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    result = run("export", str(tmp_path / "b"), "--precision", "int8", "--calib", str(tmp_path / "calib"), "--allow-parity-failure")
+    assert result.returncode == 0, result.stderr
+    assert load_bundle(tmp_path / "b").int8_onnx_path is not None

@@ -17,9 +17,11 @@ import csv
 import json
 import os
 import shutil
+import tempfile
 import threading
 from pathlib import Path
 
+from inspection.bundle import ensure_not_in_bundle
 from inspection.errors import OutputExistsError
 from training.dataset_index import ManifestEntry, write_manifest_jsonl
 from training.labeling.catalog import ITEM_COLUMNS, Catalog, Item
@@ -84,9 +86,21 @@ def export_dataset(catalog: Catalog, out: Path) -> dict:
     out = Path(out)
     if out.exists():
         raise OutputExistsError(f"{out} already exists; export writes a new folder. Choose another --out or remove it.")
-    staging = out.with_name(f".{out.name}.partial")
-    if staging.exists():
-        shutil.rmtree(staging)
+    data_root = catalog.workspace.data_root
+    if out.resolve().is_relative_to(data_root):
+        raise OutputExistsError(f"--out {out} is inside the dataset {data_root}, which is never written. Choose an --out outside it.")
+    ensure_not_in_bundle(out, "--out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # A new, uniquely named staging folder: nothing that already exists is ever removed.
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        return _export_into(catalog, staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _export_into(catalog: Catalog, staging: Path, out: Path) -> dict:
     entries, groups, used = [], [], set()
     for item in labeled_items(catalog):
         name = Path(item.path).name

@@ -89,6 +89,8 @@ def check_password(password: str, stored: str) -> bool:
 
 def load_users(path: Path) -> UsersFile:
     path = Path(path)
+    if path.is_dir():
+        raise UsersFileError(f"users file {path} is a folder. Pass the path of a YAML file, e.g. {path / 'users.yaml'}.")
     if not path.is_file():
         raise UsersFileError(
             f"users file {path} does not exist. Create a user first: inspection users add NAME --role reviewer --users {path}"
@@ -111,6 +113,8 @@ def add_user(path: Path, name: str, role: str, password: str, full_name: str | N
         raise UsersFileError(f"role {role!r} is unknown; valid roles are: {', '.join(r.value for r in Role)}.") from None
     if len(password) < MIN_PASSWORD_CHARS:
         raise UsersFileError(f"the password has {len(password)} characters; use at least {MIN_PASSWORD_CHARS}.")
+    if full_name is not None and not (full_name.strip() and full_name.isprintable() and len(full_name) <= 100):
+        raise UsersFileError("--full-name is printed in every e-signature: give one line of at most 100 printable characters.")
     users = load_users(path) if path.exists() else UsersFile()
     if name in users.users:
         raise UsersFileError(f"user {name!r} already exists in {path}. Choose another name.")

@@ -72,6 +72,10 @@ def open_workspace(data_root: Path, workspace: Path | None = None) -> Workspace:
     root = root.resolve()
     if root == data_root or root.is_relative_to(data_root):
         raise WorkspaceError(f"workspace {root} is inside the dataset {data_root}; images are never written there. Pass --workspace outside DATA.")
+    marker = root / WORKSPACE_FILE
+    if not marker.is_file() and root.is_dir() and any(root.iterdir()):
+        raise WorkspaceError(f"{root} holds files and is not a labeling workspace (no {WORKSPACE_FILE}). "
+                             "Pass --workspace with a new or empty folder.")
     try:
         for sub in ("", "thumbs", "imports", "heatmaps"):
             (root / sub).mkdir(parents=True, exist_ok=True)
@@ -80,7 +84,6 @@ def open_workspace(data_root: Path, workspace: Path | None = None) -> Workspace:
         probe.unlink()
     except OSError as exc:
         raise WorkspaceError(f"labeling workspace {root} is not writable ({exc.strerror or exc}). Pass --workspace DIR on a writable disk.") from None
-    marker = root / WORKSPACE_FILE
     if marker.is_file():
         recorded = Path(json.loads(marker.read_text(encoding="utf-8"))["data_root"])
         if recorded != data_root:

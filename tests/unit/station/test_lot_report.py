@@ -110,3 +110,15 @@ def test_lot_name_is_made_safe_for_a_file_name_and_never_shared(tmp_path: Path) 
     other_html, other_csv = write_lot_report(root, "2026_11_A", tmp_path / "out")
     assert other_html.name == "lot_2026_11_A.html" and html_path.is_file()
     assert len(read_csv(other_csv)) == 1
+
+
+def test_strict_report_of_a_broken_trail_is_written_and_raised(archive_root: Path, tmp_path: Path) -> None:
+    from station.archive.errors import AuditVerificationError
+
+    db = sqlite3.connect(archive_root / "index.sqlite", isolation_level=None)
+    db.execute("DROP TRIGGER records_no_update")
+    db.execute("UPDATE records SET verdict='pass' WHERE sequence=7 AND lot='L1'")
+    db.close()
+    with pytest.raises(AuditVerificationError, match="audit trail check failed: record 8"):
+        write_lot_report(archive_root, "L1", tmp_path / "out", strict=True)
+    assert "Audit trail BROKEN" in (tmp_path / "out" / "lot_L1.html").read_text(encoding="utf-8")
