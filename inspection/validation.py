@@ -43,8 +43,11 @@ def describe_validation_error(exc: ValidationError, model_cls: type[BaseModel], 
         tags = [str(t) for member in _union_members(model_cls, first["loc"]) for t in _kinds(member)]
         choices = f" ({', '.join(tags)})" if tags else ""
         return f"{source}: '{location}' needs a valid 'kind:'{choices}. Set it."
+    message = first["msg"].removeprefix("Value error, ")
+    if not first["loc"]:  # a check across fields: its input is the whole object, which says nothing more
+        return f"{source}: {message}. Fix the values."
     value = first.get("input")
-    return f"{source}: bad value {value!r} for '{location}': {first['msg']}. Fix the value."
+    return f"{source}: bad value {value!r} for '{location}': {message}. Fix the value."
 
 
 def _fields_at(model_cls: type[BaseModel], loc: tuple) -> list[str]:
