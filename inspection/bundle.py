@@ -164,6 +164,7 @@ def ensure_can_create(final: Path, overwrite: bool = False, inputs: Sequence[Pat
     """Refuse an output that exists (unless it is a bundle and overwrite is asked), or that overlaps an
     input: --overwrite must never delete a dataset, and a bundle must not land inside one."""
     final = Path(final)
+    ensure_not_in_bundle(final, "--out", parents_only=True)  # final itself may be the bundle --overwrite replaces
     for source in inputs:
         _ensure_apart(final, Path(source))
     if final.exists() and not final.is_dir():
@@ -176,10 +177,10 @@ def ensure_can_create(final: Path, overwrite: bool = False, inputs: Sequence[Pat
                                     "Choose another --out.")
 
 
-def ensure_not_in_bundle(path: Path, what: str) -> None:
+def ensure_not_in_bundle(path: Path, what: str, parents_only: bool = False) -> None:
     """Writing anything into a sealed bundle breaks its seal: `bundle verify` fails and stations refuse it."""
     resolved = Path(path).resolve()
-    for folder in (resolved, *resolved.parents):
+    for folder in resolved.parents if parents_only else (resolved, *resolved.parents):
         if (folder / META_NAME).is_file() and (folder / MANIFEST_NAME).is_file():
             raise ConfigError(f"{what} {path} lies inside the sealed bundle {folder}: writing there would break its seal. "
                               "Choose a path outside the bundle.")

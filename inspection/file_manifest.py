@@ -45,7 +45,7 @@ def write_manifest(root: Path) -> str:
 def read_manifest(root: Path) -> dict[str, str]:
     path = root / MANIFEST_NAME
     if not path.is_file():
-        if not (root / "bundle.json").is_file():
+        if not (root / "bundle.json").is_file() and not (root / "model.onnx").is_file():
             raise BundleError(f"{root} is not a model bundle (it has neither {MANIFEST_NAME} nor bundle.json). "
                               "Check the path: a bundle is the folder `inspection train` or `inspection bundle import` wrote.")
         raise BundleIntegrityError(

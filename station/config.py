@@ -149,6 +149,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node, deep=False):
         seen: set = set()
         for key_node, _value in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *anchor` merges shared settings; explicit keys may override them
             key = self.construct_object(key_node, deep=deep)
             if not isinstance(key, (str, int, float, bool)) and key is not None:
                 continue  # an unhashable key: SafeLoader's own check reports it
@@ -180,8 +182,9 @@ def load_station_config(path: Path) -> StationConfig:
 
 
 def _is_file_target(target: str) -> bool:
-    """A video file, as opposed to a camera index ("0") or a stream URL (rtsp://...)."""
-    return not target.strip().isdigit() and "://" not in target
+    """A video file, as opposed to a camera index ("0", "-1"), a stream URL (rtsp://...) or a GStreamer
+    pipeline ("... ! appsink")."""
+    return not target.strip().lstrip("-").isdigit() and "://" not in target and "!" not in target
 
 
 def _resolve_paths(config: StationConfig, base: Path) -> StationConfig:

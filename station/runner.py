@@ -163,11 +163,16 @@ def check_archive_before_run(path: Path | None) -> None:
         return
     path = Path(path)
     if not (path / INDEX_NAME).is_file():
-        if path.is_dir() and any(path.iterdir()):
-            raise ArchiveError(f"archive folder {path} holds files but no {INDEX_NAME}: it is not an archive. "
+        # A fresh volume's lost+found, or a hidden .gitkeep, does not make a folder someone else's.
+        foreign = [p for p in path.iterdir() if p.name != "lost+found" and not p.name.startswith(".")] if path.is_dir() else []
+        if foreign:
+            raise ArchiveError(f"archive folder {path} holds {foreign[0].name} but no {INDEX_NAME}: it is not an archive. "
                                "Give the station a new or empty folder for its archive.")
         return
-    audit = verify_archive(path)
+    # The chain and its head, not the images: an append cannot hide a damaged image (its record keeps
+    # the hash, and the end-of-run check reports it), and hashing every image would make each start
+    # as slow as the archive is large.
+    audit = verify_archive(path, check_images=False)
     if not audit.ok:
         raise ArchiveError(f"archive {path} fails its audit check before this run: {audit.first_bad}. Do not append to it: "
                            f"keep it as evidence (`inspection audit verify {path}`) and give the station a new archive folder.")
@@ -309,7 +314,8 @@ class _StatusLine:
     """A live one-line status on stderr while the station runs."""
 
     def __init__(self, pipeline: StationPipeline, enabled: bool) -> None:
-        self._pipeline, self._enabled = pipeline, enabled
+        # Off a terminal a transient line draws nothing and leaves an empty line behind (inspection.console).
+        self._pipeline, self._enabled = pipeline, enabled and stderr_console.is_terminal
         self._stop = threading.Event()
         self._live: Live | None = None
         self._thread: threading.Thread | None = None

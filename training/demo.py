@@ -27,6 +27,7 @@ DEMO_LINE_FRAMES = 3000
 DEMO_LINE_RATE_HZ = 200.0
 DEMO_LOT, DEMO_STATION = "DEMO-LOT", "demo-line"
 DEMO_MARKER = ".inspection-demo"
+MARKER_TEXT = "`inspection demo` work folder: each run replaces data/, bundle/, bundle.checkpoints/ and archive/ here.\n"
 
 
 def run_demo(workdir: Path, fresh: bool = False, progress: bool = True) -> dict:
@@ -94,6 +95,9 @@ def _claim_workdir(workdir: Path) -> None:
     """The demo replaces what it wrote in its work folder, which it marks on first use, and refuses
     to replace anything in a folder it has not marked (a user's data/, bundle/ or archive/)."""
     marker = workdir / DEMO_MARKER
+    if not marker.is_file() and (workdir / "data" / "synth.json").is_file():
+        # An earlier version of the demo left no marker; synthetic data (regenerable) says the folder is its.
+        marker.write_text(MARKER_TEXT, encoding="utf-8")
     if marker.is_file():
         return
     ours = (workdir / "data", workdir / "bundle", checkpoint_dir_for(workdir / "bundle"), workdir / "archive")
@@ -102,8 +106,7 @@ def _claim_workdir(workdir: Path) -> None:
         raise OutputExistsError(f"{taken[0]} exists, and {workdir} is not a work folder of the demo (no {DEMO_MARKER}): "
                                 "the demo would replace it. Choose another --workdir, or move it away.")
     workdir.mkdir(parents=True, exist_ok=True)
-    marker.write_text("`inspection demo` work folder: each run replaces data/, bundle/, bundle.checkpoints/ and archive/ here.\n",
-                      encoding="utf-8")
+    marker.write_text(MARKER_TEXT, encoding="utf-8")
 
 
 def _is_demo_data(data: Path) -> bool:

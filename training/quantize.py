@@ -48,7 +48,7 @@ QUANTIZATION_SCOPES = (
 
 def quantize_qdq(fp32_onnx: Path, out: Path, calibration_images: np.ndarray, per_channel: bool = True,
                  op_types_to_quantize: tuple[str, ...] | None = None) -> None:
-    """Write the Q/DQ model of `fp32_onnx` to `out`, calibrated on uint8 NHWC model inputs.
+    """Write the Q/DQ model of `fp32_onnx` to `out`, calibrated on model inputs (the tensors it takes).
     (The options exist for benchmarks/int8_cpu.py, which compares quantization variants.)"""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -60,7 +60,9 @@ def quantize_qdq(fp32_onnx: Path, out: Path, calibration_images: np.ndarray, per
         )
 
     model = onnx.load(str(fp32_onnx))
-    input_name = model.graph.input[0].name  # "images" in our bundles; an imported model keeps its own
+    initializers = {tensor.name for tensor in model.graph.initializer}  # listed as inputs in old (IR < 4) files
+    # "images" in our bundles; an imported model keeps its own name.
+    input_name = next(i.name for i in model.graph.input if i.name not in initializers)
 
     class _Reader(CalibrationDataReader):
         def __init__(self) -> None:

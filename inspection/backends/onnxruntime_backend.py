@@ -76,8 +76,9 @@ class OnnxRuntimeBackend:
 def _check_io_matches_bundle(session, bundle: Bundle, model_path: Path) -> None:
     """A bundle.json edited and resealed can disagree with its model: refuse it at load, instead of
     faulting every frame at the station."""
-    width = session.get_outputs()[0].shape[-1]
+    output_shape = session.get_outputs()[0].shape
     classes = len(bundle.meta.class_names)
+    width = output_shape[1] if len(output_shape) == 2 else None  # other shapes are the import's to refuse
     if isinstance(width, int) and width != classes:
         raise BundleError(f"{model_path} outputs {width} scores but {bundle.path / 'bundle.json'} names {classes} classes. "
                           "Re-create the bundle.")

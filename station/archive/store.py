@@ -117,6 +117,8 @@ class Archive:
                                    f"(deleted?). {fix}") from None
             self._write_head(0, GENESIS_HASH)  # so a missing head file later means it was deleted
             return
+        except PermissionError:
+            raise ArchiveError(f"{path} cannot be read: permission denied. Run as the archive's owner or fix its permissions.") from None
         except (OSError, ValueError, KeyError, TypeError):
             raise ArchiveError(f"{path} cannot be read (edited or damaged). {fix}") from None
         if head_id == 0 and head_hash == GENESIS_HASH:

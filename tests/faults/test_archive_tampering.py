@@ -155,7 +155,7 @@ def test_chain_head_rewound_or_removed_is_detected(archive, capsys):
     assert verify(archive, capsys)[0] == 1
 
 
-@pytest.mark.parametrize("tamper", ["chain_head deleted", "chain_head rewritten", "image edited"])
+@pytest.mark.parametrize("tamper", ["chain_head deleted", "chain_head rewritten", "record edited"])
 def test_a_station_refuses_to_append_to_a_tampered_archive_and_keeps_the_evidence(archive, tiny_bundle, tmp_path, capsys, tamper):
     """New records would bury the damage (a missing chain_head would simply be written again): the station
     stops before its first frame, one line, exit 2, and `audit verify` still fails afterwards."""
@@ -165,8 +165,9 @@ def test_a_station_refuses_to_append_to_a_tampered_archive_and_keeps_the_evidenc
     elif tamper == "chain_head rewritten":
         head.write_text(head.read_text().replace('"record_hash": "', '"record_hash": "0', 1))
     else:
-        image = _images(archive)[0]
-        image.write_bytes(image.read_bytes()[:-1] + b"\0")
+        db = connect(archive)
+        db.execute("UPDATE records SET reason = 'edited' WHERE entry_id = 2")
+        db.close()
     before = sorted(p.relative_to(archive) for p in archive.rglob("*"))
     code = main(["station", "run", "--bundle", str(tiny_bundle), "--source", "synthetic", "--archive", str(archive),
                  "--frames", "3", "--json"])
@@ -185,3 +186,15 @@ def test_a_station_refuses_an_archive_folder_that_holds_something_else(tiny_bund
     err = capsys.readouterr().err
     assert code == 2 and "is not an archive" in err, err
     assert sorted(p.name for p in dataset.rglob("*")) == ["a.png", "good"]
+
+
+def test_an_edited_image_is_reported_by_the_run_that_appends_after_it(archive, tiny_bundle, capsys):
+    """A station starts without hashing every archived image (that would take as long as the archive is
+    large); an append cannot hide an edited image, and the run's own closing check names it, exit 1."""
+    image = _images(archive)[0]
+    image.write_bytes(image.read_bytes()[:-1] + b"\0")
+    code = main(["station", "run", "--bundle", str(tiny_bundle), "--source", "synthetic", "--archive", str(archive),
+                 "--frames", "3", "--json"])
+    err = capsys.readouterr().err
+    assert code == 1 and "failed its audit check after this run" in err and "does not match its SHA-256" in err, err
+    assert verify(archive, capsys)[0] == 1

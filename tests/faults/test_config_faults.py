@@ -151,3 +151,14 @@ def test_a_key_given_twice_is_an_error_not_last_wins(tmp_path, capsys):
     assert main(["station", "run", str(config)]) == 2
     err = capsys.readouterr().err
     assert "'source' appears twice at line 6" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_yaml_anchors_and_merge_keys_still_load(tmp_path, tiny_bundle):
+    """The duplicate-key check must not refuse `<<:` merges, nor an explicit key that overrides a merged one."""
+    from station.config import load_station_config
+
+    config = tmp_path / "anchors.yaml"
+    config.write_text(f"station: &who {{id: a, lot: L}}\nbundle: {tiny_bundle}\n"
+                      "source: {<<: {kind: synthetic, rate_hz: 50, defect_rate: 0.1}, rate_hz: 20}\n")
+    loaded = load_station_config(config)
+    assert (loaded.source.rate_hz, loaded.source.defect_rate, loaded.station.id) == (20, 0.1, "a")

@@ -186,6 +186,8 @@ def test_a_file_name_that_is_not_utf8_is_listed_and_left_out(tmp_path):
 @pytest.mark.parametrize("args, needle", [
     (["station", "run", "--bundle", "b", "--source", "synthetic", "--frames", "0"], "--frames"),
     (["station", "run", "--bundle", "b", "--source", "synthetic", "--duration-s", "-1"], "--duration-s"),
+    (["station", "run", "--bundle", "b", "--source", "synthetic", "--duration-s", "nan"], "--duration-s"),
+    (["export", "b", "--precision", "fp16"], "add --tensorrt"),
     (["train", "d", "--out", "b", "--epochs", "x"], "--epochs"),
     (["label", "d", "--port", "99999"], "TCP port"),
     (["bench", "--precisions", "fp8"], "unknown precision fp8"),
@@ -306,3 +308,29 @@ def test_users_file_that_is_a_folder_is_named_as_such(tmp_path):
                              "--users", str(tmp_path)], input="correct-horse-9\ncorrect-horse-9\n", capture_output=True,
                             text=True, timeout=60)
     assert_one_line_error(result, "is a folder")
+
+
+def test_a_bundle_is_never_written_inside_another(tmp_path, tiny_bundle_copy):
+    bundle, data = tiny_bundle_copy
+    assert_one_line_error(run("train", str(data), "--out", str(bundle / "inner"), "--epochs", "1"), "inside the sealed bundle")
+    assert run("bundle", "verify", str(bundle)).returncode == 0
+
+
+def test_the_demo_adopts_its_own_folder_and_a_fresh_volume_is_an_archive_folder(tmp_path):
+    from training.demo import DEMO_MARKER, _claim_workdir
+    from station.runner import check_archive_before_run
+
+    workdir = tmp_path / "work"
+    _claim_workdir(workdir)
+    (workdir / "archive").mkdir()
+    (workdir / "archive" / "index.sqlite").write_bytes(b"an earlier demo's")
+    _claim_workdir(workdir)  # marked: its own outputs may be replaced
+    earlier = tmp_path / "earlier"  # left by a version of the demo that wrote no marker
+    (earlier / "data").mkdir(parents=True)
+    (earlier / "data" / "synth.json").write_text("{}")
+    _claim_workdir(earlier)
+    assert (earlier / DEMO_MARKER).is_file()
+    volume = tmp_path / "volume"
+    (volume / "lost+found").mkdir(parents=True)
+    (volume / ".gitkeep").write_text("")
+    check_archive_before_run(volume)

@@ -16,8 +16,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import secrets
 import shutil
-import tempfile
 import threading
 from pathlib import Path
 
@@ -91,8 +91,10 @@ def export_dataset(catalog: Catalog, out: Path) -> dict:
         raise OutputExistsError(f"--out {out} is inside the dataset {data_root}, which is never written. Choose an --out outside it.")
     ensure_not_in_bundle(out, "--out")
     out.parent.mkdir(parents=True, exist_ok=True)
-    # A new, uniquely named staging folder: nothing that already exists is ever removed.
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    # A new, uniquely named staging folder: nothing that already exists is ever removed. (Not mkdtemp:
+    # its 0700 would stay on the export, which a training job under another account must read.)
+    staging = out.parent / f".{out.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
+    staging.mkdir()
     try:
         return _export_into(catalog, staging, out)
     except BaseException:
