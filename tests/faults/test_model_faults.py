@@ -84,3 +84,21 @@ def test_engine_for_another_gpu_or_precision_is_refused_naming_the_file(tiny_bun
     with pytest.raises(BackendUnavailableError, match="has no int8 TensorRT engine"):
         matching_engine(bundle, "int8", "NVIDIA A100-SXM4-80GB", "8.0", "10.3.0")
     assert matching_engine(bundle, "fp16", "NVIDIA A100-SXM4-80GB", "8.0", "10.3.0") is a100
+
+
+def test_a_resealed_bundle_whose_classes_disagree_with_its_model_is_refused_at_load(tiny_bundle_copy):
+    """Edited and resealed, bundle.json can name more classes than the model scores: refuse it when the
+    model is opened, instead of a station that faults every frame."""
+    from inspection.backends import open_backend
+    from inspection.bundle import load_bundle, read_meta, write_meta
+    from inspection.errors import BundleError
+    from inspection.file_manifest import write_manifest
+
+    root, _data = tiny_bundle_copy
+    meta = read_meta(root)
+    names = (*meta.class_names, "extra")
+    write_meta(root, meta.model_copy(update={"class_names": names, "policy": meta.policy.model_copy(update={"class_names": names})}))
+    (root / "manifest.sha256").unlink()
+    write_manifest(root)
+    with pytest.raises(BundleError, match=f"outputs {len(names) - 1} scores but .* names {len(names)} classes"):
+        open_backend("onnxruntime", load_bundle(root))
