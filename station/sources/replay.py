@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -14,6 +15,10 @@ from inspection.image_io import is_image_path, read_image, to_canonical_image
 from station.archive.records import utc_now_iso
 from station.sources.base import Frame, SourceExhausted
 from station.sources.pacing import Pacer
+
+# FFmpeg logs a file it cannot open ("moov atom not found") or a refused stream on stderr itself;
+# the source reports that in its own one line. Set OPENCV_FFMPEG_LOGLEVEL to see FFmpeg's lines.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".m4v"})
 # Files decoded ahead of the station on one thread, as a camera delivers decoded frames: decoding

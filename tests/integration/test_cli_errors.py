@@ -334,3 +334,10 @@ def test_the_demo_adopts_its_own_folder_and_a_fresh_volume_is_an_archive_folder(
     (volume / "lost+found").mkdir(parents=True)
     (volume / ".gitkeep").write_text("")
     check_archive_before_run(volume)
+
+
+def test_a_video_that_is_no_video_is_one_line_without_ffmpegs_own(tmp_path, tiny_bundle):
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(bytes(range(256)) * 8)
+    assert_one_line_error(run("station", "run", "--bundle", str(tiny_bundle), "--source", str(video), "--frames", "1"),
+                          "OpenCV cannot open capture source")
