@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import cv2
@@ -37,6 +38,29 @@ def decode_image(data: bytes, name: str) -> np.ndarray:
     if decoded is None:
         raise CorruptImageError(f"image {name} cannot be decoded (corrupt or not an image). Replace or remove the file.")
     return to_canonical_image(decoded, name, bgr=True)
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_damage(data: bytes) -> str | None:
+    """Why a PNG file is damaged (a chunk's CRC, a cut-off file), or None: checked before decoding where
+    files are scanned once (dataset indexing), because libpng prints its own error line on stderr for
+    such a file. About 0.1 ms per 150 KB; not on the station's per-frame path."""
+    if not data.startswith(_PNG_SIGNATURE):
+        return None  # not a PNG: the decoder judges it
+    view, offset = memoryview(data), len(_PNG_SIGNATURE)
+    while offset + 12 <= len(data):
+        length = int.from_bytes(view[offset : offset + 4], "big")
+        end = offset + 12 + length
+        if end > len(data):
+            break
+        if zlib.crc32(view[offset + 4 : end - 4]) != int.from_bytes(view[end - 4 : end], "big"):
+            return f"chunk {bytes(view[offset + 4 : offset + 8]).decode('latin-1')!r} fails its CRC"
+        if view[offset + 4 : offset + 8] == b"IEND":
+            return None
+        offset = end
+    return "the file is cut off before its end"
 
 
 def to_canonical_image(array: np.ndarray, name: str, bgr: bool = False) -> np.ndarray:

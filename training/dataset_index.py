@@ -18,7 +18,7 @@ from pathlib import Path
 
 from inspection.console import progress_bar
 from inspection.errors import ConfigError, CorruptImageError, DataError, OutputExistsError
-from inspection.image_io import decode_image, is_image_path
+from inspection.image_io import decode_image, is_image_path, png_damage
 
 SPLITS = ("train", "val", "test")
 SPLIT_FRACTIONS = {"train": 0.70, "val": 0.15, "test": 0.15}
@@ -110,6 +110,8 @@ def index_dataset(root: Path | str, progress: bool = True) -> DatasetIndex:
                 continue
             try:
                 data = path.read_bytes()
+                if damage := png_damage(data):
+                    raise CorruptImageError(f"image {rel} is a damaged PNG ({damage}). Replace or remove the file.")
                 image = decode_image(data, rel)
             except (OSError, CorruptImageError) as exc:
                 skipped.append((rel, str(exc) if isinstance(exc, CorruptImageError) else f"unreadable: {exc}"))

@@ -62,3 +62,16 @@ def test_png_round_trip_is_lossless():
 def test_unusable_shapes_are_refused():
     with pytest.raises(CorruptImageError, match="shape"):
         to_canonical_image(np.zeros((4, 4, 2), np.uint8), "two-channel")
+
+
+def test_png_damage_names_a_bad_chunk_and_a_cut_off_file_and_passes_an_intact_one() -> None:
+    from inspection.image_io import png_damage
+
+    ok, buffer = cv2.imencode(".png", np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    intact = buffer.tobytes()
+    assert png_damage(intact) is None
+    flipped = bytearray(intact)
+    flipped[200] ^= 0xFF
+    assert png_damage(bytes(flipped)) == "chunk 'IDAT' fails its CRC"
+    assert png_damage(intact[:300]) == "the file is cut off before its end"
+    assert png_damage(b"not a png at all") is None  # the decoder judges other formats
