@@ -31,7 +31,7 @@ class VerifyResult:
     dispositions_checked: int
     images_checked: int
     first_bad: str | None  # the first problem in chain order, e.g. "record 57 (lot L1, sequence 57): ... (edited)"
-    orphan_images: int  # PNGs no record points at (a crash between image and row): harmless, reported
+    orphan_images: int  # PNGs no record points at (a crash between image and row): harmless, reported; 0 unless images are checked
     problems: int = 0
     head_entry_id: int = 0  # the last entry of the chain as found: quote it in the batch record as an anchor
     head_hash: str = GENESIS_HASH
@@ -131,7 +131,7 @@ def _verify(db: sqlite3.Connection, root: Path, check_images: bool, anchors: dic
         dispositions_checked=tally.counts["disposition"],
         images_checked=tally.counts["image"],
         first_bad=tally.first_bad,
-        orphan_images=_count_orphans(root / IMAGES_DIR, referenced),
+        orphan_images=_count_orphans(root / IMAGES_DIR, referenced) if check_images else 0,  # a walk of every image file
         problems=tally.problems,
         head_entry_id=last_id,
         head_hash=expected_prev,
