@@ -332,7 +332,7 @@ def cmd_station_run(args: argparse.Namespace) -> int:
     for message in summary["warnings"]:
         print(f"warning: {message}", file=sys.stderr)
     if summary["alarms"] and not args.json:
-        more = f" (and {len(summary['alarms']) - 1} more alarms; --json lists them)" if len(summary["alarms"]) > 1 else ""
+        more = f" (and {summary['alarms_total'] - 1} more alarms; --json lists them)" if summary["alarms_total"] > 1 else ""
         print(f"warning: line alarm: {summary['alarms'][0]}{more}", file=sys.stderr)
     recovered = summary.get("recovered_in_flight", {}).get("sequences")
     if recovered:
@@ -345,7 +345,13 @@ def cmd_station_run(args: argparse.Namespace) -> int:
     if summary.get("archive_failure"):
         # The line was stopped for it: say so in one line, and fail the run (items lack their record).
         print(f"error: {summary['unarchived']} items have no archive record: {summary['archive_failure']}", file=sys.stderr)
-    return 0 if summary["balanced"] and summary["audit_verified"] is not False and not summary["unarchived"] else 1
+    unsignalled = summary["gate"]["publish_failures"]
+    if unsignalled:
+        # The station recorded them as faults, but the line never got their answer: the run did not go well.
+        print(f"error: {unsignalled} items were not signalled to the PLC (recorded as faults): treat them as rejected and "
+              "check the PLC connection; the alarms in the summary say when.", file=sys.stderr)
+    ok = summary["balanced"] and summary["audit_verified"] is not False and not summary["unarchived"] and not unsignalled
+    return 0 if ok else 1
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from inspection.errors import ConfigError
 from inspection.validation import StrictModel, parse_model
+from station.signalling.register_map import MAP_SIZE
 
 
 class StationIdentity(StrictModel):
@@ -104,6 +105,7 @@ class ModbusOutputSettings(StrictModel):
     host: str = "127.0.0.1"
     port: int = Field(default=502, ge=1, le=65535)
     unit_id: int = Field(default=1, ge=0, le=247)
+    base_address: int = Field(default=0, ge=0, le=0xFFFF - MAP_SIZE)  # the first of the map's holding registers
     timeout_s: float = Field(default=0.5, gt=0, le=60)
     heartbeat_interval_s: float = Field(default=0.5, gt=0, le=60)
 

@@ -35,7 +35,7 @@ class PipelineCollector:
             ("inspection_late", tally.late, "Items whose decision came after their deadline"),
             ("inspection_overruns", tally.overruns, "Items faulted because the inference queue was full"),
             ("inspection_corrupt_frames", tally.corrupt_frames, "Frames that could not be used"),
-            ("inspection_alarms", len(tally.alarms), "Alarms raised (line stop)"),
+            ("inspection_alarms", tally.alarms_total, "Alarms raised (line stop)"),
         ):
             family = CounterMetricFamily(name, text)
             family.add_metric([], value)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from station.sources import Frame, FrameSource, SourceExhausted
 from station.timing_histogram import TimingHistogram
 
 _STOP = object()
+LISTED_ALARMS_PER_KIND = 20
 UNUSABLE_FRAME_ALARM = "camera: unusable frames (lost, corrupt or incomplete); those items are faults, see their records"
 
 
@@ -76,7 +78,8 @@ class PipelineTally:
     frames_with_truth: int = 0
     escapes: int = 0
     false_rejects: int = 0
-    alarms: list[str] = field(default_factory=list)
+    alarms: list[str] = field(default_factory=list)  # the first LISTED_ALARMS_PER_KIND of each kind, in order
+    alarms_total: int = 0
     latencies_ms: TimingHistogram = field(default_factory=TimingHistogram)
     stage_ms: dict[str, TimingHistogram] = field(default_factory=lambda: {"prepare": TimingHistogram(), "infer_per_item": TimingHistogram()})
     batch_sizes: TimingHistogram = field(default_factory=TimingHistogram)
@@ -106,6 +109,8 @@ class StationPipeline:
         self._in_flight: dict[int, _InFlight] = {}
         self._lock = threading.Lock()
         self._alarms_lock = threading.Lock()
+        self._last_alarm: str | None = None
+        self._alarms_per_kind: Counter[str] = Counter()
         self._stop = threading.Event()
         self._completed = threading.Condition(self._lock)
         self._finished = 0
@@ -404,9 +409,15 @@ class StationPipeline:
     def _record_alarm(self, reason: str) -> bool:
         """Add the alarm to the run's list unless it repeats the last one; True when added."""
         with self._alarms_lock:  # its own lock: the gate thread calling in never waits on _lock
-            if self.tally.alarms and self.tally.alarms[-1] == reason:
+            if self._last_alarm == reason:
                 return False
-            self.tally.alarms.append(reason)
+            self._last_alarm = reason
+            self.tally.alarms_total += 1
+            # A long outage alarms for every item: list the first few of each kind, count them all.
+            kind = reason.split(":", 1)[0]
+            self._alarms_per_kind[kind] += 1
+            if self._alarms_per_kind[kind] <= LISTED_ALARMS_PER_KIND:
+                self.tally.alarms.append(reason)
             return True
 
     def raise_alarm(self, reason: str) -> None:

@@ -123,7 +123,11 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
         summary["warnings"] = [geometry] if geometry else []
         summary["recovered_in_flight"] = {"lot": recovered[0], "sequences": recovered[1]}
         if latency_png is not None:
-            summary["latency_png"] = str(write_latency_histogram(pipeline.tally.latencies_ms, latency_png, config.station.id))
+            try:
+                summary["latency_png"] = str(write_latency_histogram(pipeline.tally.latencies_ms, latency_png, config.station.id))
+            except OSError as exc:  # the run is done and its summary matters more than the plot
+                Path(latency_png).unlink(missing_ok=True)
+                summary["warnings"].append(f"latency histogram {latency_png} not written: {exc.strerror or exc}")
         return summary
     finally:
         if ledger is not None:
@@ -276,7 +280,8 @@ def build_source(config: StationConfig, frames: int | None, progress: bool) -> F
 def build_output(config: StationConfig) -> ResultOutput:
     settings = config.output
     if isinstance(settings, ModbusOutputSettings):
-        return ModbusPlcOutput(settings.host, settings.port, unit_id=settings.unit_id, timeout_s=settings.timeout_s,
+        return ModbusPlcOutput(settings.host, settings.port, unit_id=settings.unit_id, base_address=settings.base_address,
+                               timeout_s=settings.timeout_s,
                                lot=config.station.lot, recipe=config.station.recipe)
     return SimulatedRejector(history=SIMULATED_OUTPUT_HISTORY)
 
@@ -343,7 +348,7 @@ class _StatusLine:
         t = self._pipeline.tally
         v = t.verdicts
         return (f"frames {t.frames}  pass {v['pass']}  reject {v['reject']}  uncertain {v['uncertain']}  "
-                f"fault {v['fault']}  late {t.late}  alarms {len(t.alarms)}")
+                f"fault {v['fault']}  late {t.late}  alarms {t.alarms_total}")
 
 
 def summarise(pipeline: StationPipeline, bundle: Bundle, backend: Backend, raw_fps: float, elapsed_s: float,
@@ -369,6 +374,7 @@ def summarise(pipeline: StationPipeline, bundle: Bundle, backend: Backend, raw_f
         "corrupt_frames": t.corrupt_frames,
         "missed_by_source": t.missed_by_source,
         "alarms": t.alarms,
+        "alarms_total": t.alarms_total,
         "gate": {"published": gate.published, "publish_failures": gate.publish_failures, "missed_gate": gate.missed_gate,
                  "timed_out": gate.timed_out},
         "backend": backend.description,

@@ -135,8 +135,12 @@ def index_dataset(root: Path | str, progress: bool = True) -> DatasetIndex:
 def write_manifest_jsonl(entries: tuple[ManifestEntry, ...] | list[ManifestEntry], path: Path) -> None:
     lines = [json.dumps(asdict(e), sort_keys=True) + "\n" for e in entries]
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(lines), encoding="utf-8")
-    tmp.replace(path)
+    try:
+        tmp.write_text("".join(lines), encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from None  # name the manifest, not its temp file
 
 
 def check_manifest_target(out: Path, root: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import errno
 import math
 import time
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainin
 from torch import nn
 
 from inspection.console import progress_bar
-from inspection.errors import BackendUnavailableError, ConfigError, OutputExistsError
+from inspection.errors import BackendUnavailableError, ConfigError, OutputExistsError, first_line
 from inspection.input_spec import InputSpec
 from training.augment import augment_batch, build_augmentation
 from inspection.backends.torch_model import InspectionClassifier
@@ -251,5 +252,9 @@ def _save_checkpoint(checkpoint_dir: Path, state: dict, model: nn.Module, optimi
     if average is not None:
         payload["average"] = average.model.state_dict()
     tmp = checkpoint_dir / (CHECKPOINT_NAME + ".tmp")
-    torch.save(payload, tmp)
+    try:
+        torch.save(payload, tmp)
+    except (OSError, RuntimeError) as exc:  # torch reports a full disk as a RuntimeError of its zip writer
+        tmp.unlink(missing_ok=True)
+        raise OSError(errno.EIO, f"cannot write the checkpoint ({first_line(exc)}): disk full or not writable", str(tmp)) from None
     tmp.replace(checkpoint_dir / CHECKPOINT_NAME)

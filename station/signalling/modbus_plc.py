@@ -23,6 +23,9 @@ from station.signalling.errors import PlcConnectionLost, PlcUnavailableError
 from station.signalling.output import ItemResult
 
 log = logging.getLogger(__name__)
+# pymodbus logs each failed request on stderr itself ("No response received ..."); the station reports
+# PLC trouble as alarms and one error line. Raise its level again to debug a PLC connection.
+logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
 _BACKOFF_FIRST_S = 0.05
 _BACKOFF_MAX_S = 2.0

@@ -269,6 +269,9 @@ class RejectGate:
                 continue
             tally = "rejected" if result.reject else "passed"
             self._finish(sequence, Outcome.PUBLISHED, result, item.deadline, "published", tally, kind)
+            if kind:  # rejected as it should be, but decisions are not keeping up with the line: stop it
+                when = "had no decision by" if kind == "timed_out" else "was decided after"
+                self._raise_alarm(f"decision_timeout: item {sequence} {when} its deadline")
 
     def _next_due(self) -> tuple[int, _Item] | None:
         """Under the lock: sleep until the earliest deadline and pop it; None when it is time to stop."""

@@ -8,9 +8,8 @@ is then like a driver's (a buffer hand-over), which is what a throughput benchma
 from __future__ import annotations
 
 import numpy as np
-from rich.progress import track
 
-from inspection.console import stderr_console
+from inspection.console import progress_bar
 from inspection.synthetic import CLASSES, render_item
 from station.archive.records import utc_now_iso
 from station.sources.base import Frame, SourceExhausted
@@ -52,11 +51,11 @@ class SyntheticLineSource:
         # The pool holds half good and half defective items so that every defect class is in it;
         # the defect rate is applied when items are drawn from it.
         labels = [CLASSES[0] if i % 2 == 0 else CLASSES[1 + (i // 2) % (len(CLASSES) - 1)] for i in range(pool_size)]
-        for index, label in enumerate(track(labels, description="rendering line items", console=stderr_console,
-                                            disable=not self._progress, transient=True)):
-            item = render_item(seed, index, label, width, height, product=self._product)
-            self._pool.append((item.image, item.label))
-            (self._good if label == CLASSES[0] else self._defective).append(index)
+        with progress_bar(enabled=self._progress, transient=True) as bar:
+            for index, label in enumerate(bar.track(labels, description="rendering line items")):
+                item = render_item(seed, index, label, width, height, product=self._product)
+                self._pool.append((item.image, item.label))
+                (self._good if label == CLASSES[0] else self._defective).append(index)
 
     def read(self) -> Frame:
         if self._frames is not None and self._count >= self._frames:

@@ -32,6 +32,7 @@ CASES = [
     ("gate is a number", {"gate": 5}, "gate"),
     ("source is a list", {"source": ["synthetic"]}, "source"),
     ("port is text", {"output": {"kind": "modbus", "port": "plc"}}, "output.modbus.port"),
+    ("register block past the address space", {"output": {"kind": "modbus", "base_address": 70000}}, "output.modbus.base_address"),
     # unknown keys and values
     ("misspelt top-level key", {"bundel": "x"}, "unknown key 'bundel'"),
     ("misspelt key of a source kind", {"source": {"kind": "folder", "pathx": "."}}, "valid keys here are: kind, loop, path, rate_hz. Did you mean 'path'?"),

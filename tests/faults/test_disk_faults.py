@@ -130,3 +130,37 @@ def test_archive_turning_read_only_mid_run_follows_the_policy(tiny_bundle, tmp_p
     committed = archived_sequences(archive, "RO", "st")
     assert committed == list(range(1, s["archived"] + 1))
     assert s["unarchived_sequences"] == list(range(s["archived"] + 1, s["frames"] + 1))
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "inspection.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_training_onto_a_full_disk_is_one_line_and_leaves_no_partial_checkpoint(tmp_path, volume):
+    from helpers.images import make_two_class_dataset
+
+    data = make_two_class_dataset(tmp_path / "data", per_class=4, size_px=32)
+    result = _cli("train", str(data), "--out", str(volume / "b"), "--epochs", "1", "--image-size", "32")
+    lines = [line for line in result.stderr.splitlines() if line.strip()]  # the epoch's progress line, then the error
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert result.returncode == 2 and errors == lines[-1:] and "disk full or not writable" in errors[0], result.stderr
+    assert not list(volume.rglob("*.tmp")) and not (volume / "b").exists()
+
+
+def test_a_manifest_onto_a_full_disk_names_the_manifest_and_leaves_no_temp_file(tmp_path, volume):
+    from helpers.images import make_two_class_dataset
+
+    data = make_two_class_dataset(tmp_path / "data", per_class=40, size_px=32)
+    (volume / "filler").write_bytes(b"\0" * (volume_free_bytes(volume) - 512))
+    result = _cli("data", "index", str(data), "--out", str(volume / "m.jsonl"))
+    assert result.returncode == 2 and "m.jsonl" in result.stderr and ".tmp" not in result.stderr, result.stderr
+    assert not (volume / "m.jsonl.tmp").exists() and not (volume / "m.jsonl").exists()
+
+
+def volume_free_bytes(path) -> int:
+    import os
+
+    stats = os.statvfs(path)
+    return stats.f_bavail * stats.f_frsize

@@ -93,6 +93,8 @@ def test_unresolved_item_is_rejected_as_late_fault_at_its_deadline_and_a_later_d
     assert (counts.timed_out, counts.rejected, counts.passed, counts.late) == (1, 1, 0, 0)
     assert counts.balanced
     assert [(e.sequence, e.outcome) for e in events] == [(7, Outcome.PUBLISHED)]
+    # Rejected as it should be, and the line is stopped: decisions are not keeping up.
+    assert gate.alarm_active and gate.alarm_reason == "decision_timeout: item 7 had no decision by its deadline"
 
 
 def test_decision_after_deadline_but_before_the_gate_got_to_it_is_a_late_reject() -> None:
