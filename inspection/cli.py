@@ -409,8 +409,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from training.bench.report import write_results
     from training.bench.suite import run_suite
 
-    if args.compare is not None and not args.compare.is_file():
-        raise ConfigError(f"--compare {args.compare} does not exist. Pass an earlier result JSON, or leave it out.")
+    from training.bench.report import read_previous
+
+    if args.compare is not None:
+        read_previous(args.compare)  # a bad comparison file fails now, not after the benchmark
+    if args.json_out is not None and args.json_out.suffix != ".json":
+        raise ConfigError(f"--json-out {args.json_out} does not end in .json (its .md and .png are written beside it). "
+                          "Pass a .json file name.")
     result = run_suite(args.models, args.backends, args.precisions, args.batch_sizes, args.budget_s, args.image_size,
                        args.threads, args.station_frames, not args.no_training, args.cache, progress=not args.json)
     out = args.json_out or Path("benchmarks/results") / f"bench_{machine_slug(result['machine'])}_{'-'.join(args.backends)}.json"

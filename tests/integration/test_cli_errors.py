@@ -202,8 +202,11 @@ def test_usage_mistakes_are_one_line(args, needle):
 
 def test_bench_checks_its_comparison_file_before_it_runs(tmp_path):
     assert_one_line_error(run("bench", "--compare", str(tmp_path / "nope.json"), "--json-out", str(tmp_path / "r.json")),
-                          "does not exist")
-    assert not (tmp_path / "r.json").exists()
+                          "cannot be read as a result JSON")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    assert_one_line_error(run("bench", "--compare", str(tmp_path / "list.json")), "is not an `inspection bench` result")
+    assert_one_line_error(run("bench", "--json-out", str(tmp_path / "r.md")), "does not end in .json")
+    assert not (tmp_path / "r.json").exists() and not (tmp_path / "r.md").exists()
 
 
 def test_an_unknown_good_class_is_named_before_training(tmp_path):

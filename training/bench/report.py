@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from inspection.errors import ConfigError, first_line
+
 REGRESSION_FRACTION = 0.10
 
 
@@ -14,7 +16,7 @@ def regressions(current: dict, previous: dict) -> list[dict]:
     found = []
     for row in current.get("backends", []):
         old = before.get(row["key"])
-        if old is None or "images_per_s" not in row:
+        if old is None or "images_per_s" not in row or not old["images_per_s"]:
             continue
         change = row["images_per_s"] / old["images_per_s"] - 1.0
         if change < -REGRESSION_FRACTION:
@@ -31,6 +33,7 @@ def markdown_table(result: dict) -> str:
         f"CUDA {machine.get('cuda') or '-'}; TensorRT {machine['tensorrt'] or 'not installed'}; "
         f"torch {machine['versions'].get('torch')}; onnxruntime {machine['versions'].get('onnxruntime')}. {result['created_utc']}.",
         "",
+        *_comparison_lines(result),
         "| model | backend | device | precision | batch | images/s | GPU-resident images/s | p50 ms | p99 ms | note |",
         "|---|---|---|---|---:|---:|---:|---:|---:|---|",
     ]
@@ -84,13 +87,40 @@ def plot(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def _comparison_lines(result: dict) -> list[str]:
+    if "compared_with" not in result:
+        return []
+    other = f" (another machine: {result['compared_machine']})" if result.get("compared_machine") else ""
+    return [f"Compared with {result['compared_with']}{other}: {len(result.get('regressions', []))} regressions over "
+            f"{REGRESSION_FRACTION:.0%}.", ""]
+
+
+def _machine_name(machine: dict) -> str | None:
+    return machine.get("gpu") or machine.get("cpu")
+
+
+def read_previous(path: Path) -> dict:
+    """An earlier result JSON to compare with; checked before a benchmark runs, so a bad one costs nothing."""
+    try:
+        earlier = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"--compare {path} cannot be read as a result JSON ({first_line(exc)}). Pass an earlier "
+                          "`inspection bench` result, or leave it out.") from None
+    if not isinstance(earlier, dict) or not isinstance(earlier.get("backends", []), list):
+        raise ConfigError(f"--compare {path} is not an `inspection bench` result. Pass an earlier result JSON, or leave it out.")
+    return earlier
+
+
 def write_results(result: dict, out_json: Path, previous: Path | None) -> list[Path]:
     """Write JSON, Markdown and PNG side by side; compare with `previous` (default: the file being replaced)."""
     out_json = Path(out_json)
     compare_with = previous if previous is not None else (out_json if out_json.is_file() else None)
     if compare_with is not None:
+        earlier = read_previous(Path(compare_with))
         result["compared_with"] = str(compare_with)
-        result["regressions"] = regressions(result, json.loads(Path(compare_with).read_text(encoding="utf-8")))
+        result["regressions"] = regressions(result, earlier)
+        if _machine_name(earlier.get("machine") or {}) != _machine_name(result["machine"]):
+            result["compared_machine"] = _machine_name(earlier.get("machine") or {})  # another machine's figures
     out_json.parent.mkdir(parents=True, exist_ok=True)
     out_json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     md, png = out_json.with_suffix(".md"), out_json.with_suffix(".png")

@@ -54,3 +54,10 @@ def test_results_are_written_as_json_markdown_and_png_and_compared_with_the_file
     assert saved["regressions"][0]["change"] == pytest.approx(-0.5)
     table = markdown_table(saved)
     assert "Test CPU, 2 cores" in table and "Regressions over 10%" in table
+
+
+def test_a_previous_row_of_zero_images_per_s_is_no_regression_and_no_crash() -> None:
+    from training.bench.report import regressions
+
+    previous = {"backends": [{"key": "k", "images_per_s": 0.0}]}
+    assert regressions({"backends": [{"key": "k", "images_per_s": 10.0}]}, previous) == []
