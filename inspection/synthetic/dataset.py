@@ -91,8 +91,15 @@ def _write_chunk(task: tuple[Path, int, tuple[int, int], str, int, list[_Job]]) 
     for label, index in jobs:
         image = render_item(seed, index, label, width_px, height_px, product=product).image
         path = root / label / file_name(label, index)
-        if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params):
-            raise OSError(f"could not write {path}; check free space and permissions")
+        # Encoded here and written by Python: a full disk is then an OSError naming the file, where
+        # cv2.imwrite would print libpng's own error lines and only return False.
+        ok, encoded = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params)
+        if not ok:
+            raise OSError(f"OpenCV could not encode {path}")
+        try:
+            path.write_bytes(encoded.tobytes())
+        except OSError as exc:  # a failed write (not open) names no file: name it
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
     return len(jobs)
 
 
