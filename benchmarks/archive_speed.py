@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from station.archive import Archive, ArchiveWriter, ItemRecord, utc_now_iso  # noqa: E402
+from inspection.cli import run_guarded  # noqa: E402
 
 MAX_BATCH = 64  # the writer default
 SIZES = {"no_image": None, "rgb_224x224": (224, 224), "rgb_640x480": (480, 640)}
@@ -154,4 +155,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_guarded(main))

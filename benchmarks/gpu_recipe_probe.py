@@ -10,8 +10,9 @@ where one epoch of the default recipe takes about 12 s.
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -37,8 +38,9 @@ def run_probe(name: str, data: str, epochs: int) -> dict:
         trainer.build_augmentation = lambda seed: A.Compose([], seed=seed)
     recipe = TrainRecipe(device="cuda", epochs=epochs, patience_epochs=1000, **options)
     started = time.perf_counter()
-    summary = train_bundle(Path(data), Path(f"/tmp/probe-{name}"), recipe, progress=False)
-    meta = json.loads(Path(f"/tmp/probe-{name}/bundle.json").read_text())
+    bundle = Path(tempfile.mkdtemp(prefix=f"probe-{name}-")) / "bundle"  # never an earlier run's folder
+    summary = train_bundle(Path(data), bundle, recipe, progress=False)
+    meta = json.loads((bundle / "bundle.json").read_text())
     history = meta["recipe"]["training"]["history"]
     return {
         "probe": name, "options": PROBES[name], "epochs": epochs, "seconds": round(time.perf_counter() - started, 1),
@@ -61,4 +63,11 @@ def main(data: str, out: Path, epochs: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]))
+    parser = argparse.ArgumentParser(description="training-recipe probes, one process each (see the docstring)")
+    parser.add_argument("data", help="synthetic dataset folder")
+    parser.add_argument("out", type=Path, help="JSON-lines file the probes append to")
+    parser.add_argument("epochs", type=int, help="epochs per probe (no early stopping)")
+    args = parser.parse_args()
+    if not Path(args.data).is_dir():
+        parser.error(f"{args.data} is not a dataset folder")
+    main(args.data, args.out, args.epochs)

@@ -10,6 +10,7 @@ batch 1 and 8 with 2 threads for fp32 and three quantization variants (medians o
 
 from __future__ import annotations
 
+import sys
 import argparse
 import collections
 import json
@@ -25,6 +26,7 @@ from inspection.synthetic.render import CLASSES, render_item
 from training.bench.bundles import untrained_bundle
 from training.quantize import QUANTIZATION_SCOPES, quantize_qdq
 from training.versions import library_versions, machine_description
+from inspection.cli import run_guarded
 
 SECONDS = 2.0
 ROUNDS = 3
@@ -110,4 +112,4 @@ def load_spec(bundle: Path):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_guarded(main))

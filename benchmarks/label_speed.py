@@ -32,6 +32,7 @@ Run: python benchmarks/label_speed.py [--images 100000] [--steps 60] [--repeats 
 
 from __future__ import annotations
 
+import sys
 import argparse
 import functools
 import json
@@ -46,6 +47,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from inspection.cli import run_guarded
 
 RESULT_PATH = Path(__file__).parent / "results" / "label_speed.json"
 PASSWORD = "benchmark-pass"
@@ -285,4 +288,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_guarded(main))

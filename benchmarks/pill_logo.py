@@ -30,6 +30,7 @@ from training.evaluate import label_indices, load_prepared  # noqa: E402
 from training.recipe import TrainRecipe  # noqa: E402
 from training.trainer import LabeledImages, predict_probabilities, train_classifier  # noqa: E402
 from training.versions import library_versions, machine_description  # noqa: E402
+from inspection.cli import run_guarded  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "pill_defects"
 
@@ -80,4 +81,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_guarded(main))

@@ -17,6 +17,7 @@ line (by design); a model that passes most items can run faster (see docs/audit_
 
 from __future__ import annotations
 
+import sys
 import argparse
 import json
 import os
@@ -31,6 +32,7 @@ from station.config import StationConfig
 from station.runner import RunLimits, run_station
 from station.timing_histogram import percentile_of_counts
 from training.versions import library_versions, machine_description
+from inspection.cli import run_guarded
 
 DEFAULT_BUNDLE = Path("runs/demo/bundle")  # what `bash scripts/demo.sh` leaves behind
 
@@ -186,4 +188,4 @@ def write_plot(result: dict, path: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_guarded(main))

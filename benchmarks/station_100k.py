@@ -9,6 +9,7 @@ record per frame and the image of every non-pass item, nothing is left unarchive
 
 from __future__ import annotations
 
+import sys
 import argparse
 import json
 import tempfile
@@ -19,6 +20,7 @@ from station.archive import Archive, verify_archive
 from station.config import StationConfig
 from station.runner import RunLimits, run_station
 from training.versions import library_versions, machine_description
+from inspection.cli import run_guarded
 
 LOT = "LOT-100K"
 
@@ -86,4 +88,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_guarded(main))

@@ -14,6 +14,7 @@ product (default `mixed`); a bundle trained on one product belongs on a line of 
 
 from __future__ import annotations
 
+import sys
 import argparse
 import json
 import os
@@ -25,6 +26,7 @@ from inspection.bundle import load_bundle
 from station.config import StationConfig
 from station.runner import RunLimits, measure_raw_fps, run_station
 from training.versions import library_versions, machine_description
+from inspection.cli import run_guarded
 
 KEYS = ("frames", "passed", "rejected", "uncertain", "fault", "late", "archived", "unarchived", "throughput_fps",
         "backend_raw_fps", "throughput_vs_raw", "latency_ms", "stage_ms", "mean_batch_size", "backend", "audit_verified",
@@ -77,4 +79,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_guarded(main))

@@ -18,6 +18,7 @@ Run: python benchmarks/synth_speed.py [--count-per-class 300] [--repeats 3] [--p
 
 from __future__ import annotations
 
+import sys
 import argparse
 import json
 import multiprocessing
@@ -34,6 +35,7 @@ import numpy as np
 
 from inspection.synthetic import CLASSES, GENERATOR_VERSION, render_item, write_dataset
 from inspection.synthetic.dataset import DEFAULT_PNG_LEVEL, _init_worker
+from inspection.cli import run_guarded
 
 RESULT_PATH = Path(__file__).parent / "results" / "synth_speed.json"
 
@@ -168,4 +170,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_guarded(main))

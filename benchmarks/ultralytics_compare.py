@@ -50,6 +50,8 @@ from pathlib import Path
 
 import cv2
 
+from inspection.cli import run_guarded
+
 ROOT = Path(__file__).resolve().parent.parent
 SIDE = ROOT / "benchmarks" / "ultralytics_side.py"
 SIZES = {"640x480": (640, 480), "224x224": (224, 224)}
@@ -207,4 +209,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_guarded(main))

@@ -605,8 +605,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    return run_guarded(lambda: args.handler(args))
+
+
+def run_guarded(entry: Callable[[], int | None]) -> int:
+    """Run a command's body under the project's error contract (also used by the benchmark scripts):
+    our errors and the OS's become one line on stderr and an exit code, never a traceback."""
     try:
-        return args.handler(args)
+        return entry() or 0
     except InspectionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
