@@ -173,6 +173,7 @@ class StationPipeline:
             try:
                 frame = self._source.read()
             except SourceExhausted:
+                self._take_source_alarms()  # e.g. a video file that ended before the frames it announced
                 return
             self._take_source_alarms()
             self._wait_for_archive_room()

@@ -97,6 +97,9 @@ class VideoCaptureSource:
         self._frames = frames
         self._capture: cv2.VideoCapture | None = None
         self._count = 0
+        self._announced_frames = 0
+        self.alarms: list[str] = []
+        self.missed_frames = 0
         self.description = f"opencv capture {target}"
 
     def open(self) -> None:
@@ -106,6 +109,11 @@ class VideoCaptureSource:
             raise ConfigError(f"OpenCV cannot open capture source {self._target!r}. Check the file, camera index or URL.") from None
         if not self._capture.isOpened():
             raise ConfigError(f"OpenCV cannot open capture source {self._target!r}. Check the file, camera index or URL.")
+        # A file's container announces its length: ending before it means the file is cut off.
+        self._announced_frames = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if self._is_file() else 0
+
+    def _is_file(self) -> bool:
+        return isinstance(self._target, str) and Path(self._target).is_file()
 
     def read(self) -> Frame:
         if self._frames is not None and self._count >= self._frames:
@@ -114,7 +122,12 @@ class VideoCaptureSource:
         ok, frame = self._capture.read()
         self._count += 1
         if not ok:
-            if isinstance(self._target, str) and Path(self._target).is_file():
+            if self._is_file():
+                delivered = self._count - 1
+                if delivered < self._announced_frames and not self.alarms:
+                    self.missed_frames = self._announced_frames - delivered
+                    self.alarms.append(f"video {self._target} ended after {delivered} of the {self._announced_frames} "
+                                       "frames it announces (cut off or damaged); the rest were not inspected")
                 raise SourceExhausted
             return Frame(f"frame-{self._count}", None, trigger, utc_now_iso(), error="camera delivered no frame")
         return Frame(f"frame-{self._count}", to_canonical_image(frame, str(self._target), bgr=True), trigger, utc_now_iso())

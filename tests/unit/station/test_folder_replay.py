@@ -66,3 +66,27 @@ def test_files_are_decoded_ahead_on_one_other_thread_and_closing_stops_it(tmp_pa
     assert 1 <= len(decoded_on) <= READ_AHEAD_FILES + 1
     assert {name.split("_")[0] for name in decoded_on} == {"replay-decode"}
     assert not any(t.name.startswith("replay-decode") for t in threading.enumerate())
+
+
+def test_a_cut_off_video_alarms_and_counts_the_frames_it_never_delivered(tmp_path) -> None:
+    import cv2
+
+    from station.sources.replay import VideoCaptureSource
+
+    path = tmp_path / "line.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 96))
+    for i in range(15):
+        writer.write(np.random.default_rng(i).integers(0, 255, (96, 96, 3), dtype=np.uint8))
+    writer.release()
+    whole = path.read_bytes()
+    path.write_bytes(whole[: int(len(whole) * 0.6)])
+    source = VideoCaptureSource(str(path))
+    source.open()
+    delivered = 0
+    with pytest.raises(SourceExhausted):
+        while True:
+            source.read()
+            delivered += 1
+    assert 0 < delivered < 15 and source.missed_frames == 15 - delivered
+    assert source.alarms == [f"video {path} ended after {delivered} of the 15 frames it announces (cut off or damaged); "
+                             "the rest were not inspected"]
