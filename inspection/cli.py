@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from inspection.errors import ConfigError, InspectionError, OutputExistsError
+from inspection.errors import ConfigError, InspectionError
 
 PRECISION_NAMES = ("fp32", "fp16", "int8")
 
@@ -305,11 +305,6 @@ def cmd_station_run(args: argparse.Namespace) -> int:
     from station.config import load_station_config
     from station.runner import RunLimits, run_station
 
-    if args.latency_png is not None:
-        if args.latency_png.suffix.lower() != ".png":
-            raise ConfigError(f"--latency-png {args.latency_png} does not end in .png. Pass a PNG file path.")
-        if args.latency_png.exists():
-            raise OutputExistsError(f"--latency-png {args.latency_png} already exists. Choose a new file name.")
     if args.config is not None:
         quick = [name for name, value in (("--bundle", args.bundle), ("--source", args.source), ("--rate", args.rate),
                                           ("--archive", args.archive)) if value is not None]

@@ -51,30 +51,29 @@ def describe_validation_error(exc: ValidationError, model_cls: type[BaseModel], 
 
 
 def _fields_at(model_cls: type[BaseModel], loc: tuple) -> list[str]:
-    """Field names of the (nested) model that `loc` points into, for listing valid keys. A location
-    through a discriminated union names the member by its tag (source.folder.path)."""
+    """Field names of the (nested) model that `loc` points into, for listing valid keys."""
+    model = _model_in(_annotation_at(model_cls, loc), None)
+    return list(model.model_fields) if model is not None else []
+
+
+def _union_members(model_cls: type[BaseModel], loc: tuple) -> list[type[BaseModel]]:
+    """The models of the union field at `loc`."""
+    return [m for m in (_model_in(arg, None) for arg in _flatten(_annotation_at(model_cls, loc))) if m is not None]
+
+
+def _annotation_at(model_cls: type[BaseModel], loc: tuple) -> Any:
+    """The annotation `loc` points at; a step through a discriminated union names the member by its tag
+    (source.folder.path). None where the path leads nowhere."""
     current: Any = model_cls
     for part in loc:
         model = _model_in(current, None)
         if model is not None and str(part) in model.model_fields:
             current = model.model_fields[str(part)].annotation
-            continue
-        current = _model_in(current, str(part))
-        if current is None:
-            return []
-    model = _model_in(current, None)
-    return list(model.model_fields) if model is not None else []
-
-
-def _union_members(model_cls: type[BaseModel], loc: tuple) -> list[type[BaseModel]]:
-    """The models of the union field at `loc` (a field of a plain model path)."""
-    current: Any = model_cls
-    for part in loc:
-        model = _model_in(current, None)
-        if model is None or str(part) not in model.model_fields:
-            return []
-        current = model.model_fields[str(part)].annotation
-    return [m for m in (_model_in(arg, None) for arg in _flatten(current)) if m is not None]
+        else:
+            current = _model_in(current, str(part))
+            if current is None:
+                return None
+    return current
 
 
 def _flatten(annotation: Any) -> list:

@@ -13,7 +13,7 @@ from rich.live import Live
 from inspection.backends import Backend, BackendKind, open_backend
 from inspection.bundle import Bundle, ensure_not_in_bundle, load_bundle
 from inspection.console import stderr_console
-from inspection.errors import BackendError, BackendUnavailableError, BundleError, BundleIntegrityError, ConfigError
+from inspection.errors import BackendError, BackendUnavailableError, BundleError, BundleIntegrityError, ConfigError, OutputExistsError
 from inspection.preprocess import prepare, to_model_input
 from station.archive import Archive, ArchiveError, ArchiveWriter, verify_archive
 from station.archive.store import INDEX_NAME
@@ -149,8 +149,13 @@ def _next_sequence(config: StationConfig) -> int:
 
 
 def check_outputs_apart(config: StationConfig, latency_png: Path | None) -> None:
-    """Nothing the station writes may land in its bundle (its seal breaks) or in the folder it replays
-    (the next replay would read the archive's images as items)."""
+    """Nothing the station writes may replace a file, land in its bundle (its seal breaks) or in the
+    folder it replays (the next replay would read the archive's images as items)."""
+    if latency_png is not None:
+        if Path(latency_png).suffix.lower() != ".png":
+            raise ConfigError(f"--latency-png {latency_png} does not end in .png. Pass a PNG file path.")
+        if Path(latency_png).exists():
+            raise OutputExistsError(f"--latency-png {latency_png} already exists. Choose a new file name.")
     outputs = [(path, what) for path, what in ((config.archive.path, "the archive"), (latency_png, "--latency-png"))
                if path is not None]
     for path, what in outputs:

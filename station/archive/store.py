@@ -108,8 +108,7 @@ class Archive:
         fix = (f"Do not append to it: keep it as evidence (`inspection audit verify {self.root}`), "
                "and write to a new archive folder.")
         try:
-            head = json.loads(path.read_text(encoding="ascii"))
-            head_id, head_hash = int(head["entry_id"]), str(head["record_hash"])
+            head_id, head_hash = read_head_file(path)
         except FileNotFoundError:
             entries, _ = self.head()
             if entries:
@@ -123,8 +122,7 @@ class Archive:
             raise ArchiveError(f"{path} cannot be read (edited or damaged). {fix}") from None
         if head_id == 0 and head_hash == GENESIS_HASH:
             return
-        union = " UNION ALL ".join(f"SELECT entry_id, record_hash FROM {table}" for table in chain_tables(self._db))
-        row = self._db.execute(f"SELECT record_hash FROM ({union}) WHERE entry_id=?", (head_id,)).fetchone()
+        row = self._db.execute(f"SELECT record_hash FROM ({self._chain_sql()}) WHERE entry_id=?", (head_id,)).fetchone()
         if row is None or row[0] != head_hash:
             problem = "is not in the index (deleted?)" if row is None else "does not match the index (rewritten?)"
             raise ArchiveError(f"entry {head_id} named by {path} {problem}. {fix}")
@@ -308,9 +306,12 @@ class Archive:
 
     def head(self) -> tuple[int, str]:
         """(entry_id, record_hash) of the last entry in the chain; (0, 64 zeros) when empty."""
-        union = " UNION ALL ".join(f"SELECT entry_id, record_hash FROM {table}" for table in chain_tables(self._db))
-        row = self._db.execute(f"SELECT entry_id, record_hash FROM ({union}) ORDER BY entry_id DESC LIMIT 1").fetchone()
+        row = self._db.execute(f"SELECT entry_id, record_hash FROM ({self._chain_sql()}) ORDER BY entry_id DESC LIMIT 1").fetchone()
         return (row[0], row[1]) if row else (0, GENESIS_HASH)
+
+    def _chain_sql(self) -> str:
+        """Every entry of the chain as (entry_id, record_hash), whichever table holds it."""
+        return " UNION ALL ".join(f"SELECT entry_id, record_hash FROM {table}" for table in chain_tables(self._db))
 
     def records(self, lot: str | None = None) -> Iterator[dict[str, Any]]:
         """Archived records in chain order, as dicts of the ItemRecord fields plus entry_id, image_sha256 and hashes."""
@@ -351,6 +352,13 @@ class Archive:
         if not isinstance(sha, str) or not _SHA_PATTERN.match(sha):
             raise ArchiveError(f"{sha!r} is not an image SHA-256 (64 lowercase hex digits).")
         return self.root / IMAGES_DIR / sha[:2] / f"{sha}.png"
+
+
+def read_head_file(path: Path) -> tuple[int, str]:
+    """(entry_id, record_hash) the chain_head file names. FileNotFoundError when it is missing; OSError,
+    ValueError, KeyError or TypeError when it cannot be read or parsed."""
+    head = json.loads(Path(path).read_text(encoding="ascii"))
+    return int(head["entry_id"]), str(head["record_hash"])
 
 
 def chain_tables(db: sqlite3.Connection) -> list[str]:

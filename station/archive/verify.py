@@ -7,7 +7,6 @@ What is and is not detected is listed in docs/audit_trail.md.
 from __future__ import annotations
 
 import heapq
-import json
 import re
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -19,7 +18,7 @@ from inspection.file_manifest import sha256_file
 from station.archive.errors import ArchiveError, AuditVerificationError
 from station.archive.records import GENESIS_HASH, chain_hash
 from station.archive.signatures import LotDigest
-from station.archive.store import HEAD_NAME, IMAGES_DIR, INDEX_NAME, TABLES, chain_tables
+from station.archive.store import HEAD_NAME, IMAGES_DIR, INDEX_NAME, TABLES, chain_tables, read_head_file
 
 _SHA_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 
@@ -195,8 +194,7 @@ def _check_image(root: Path, sha: Any, label: str, tally: _Tally) -> None:
 
 def _read_head_file(path: Path, tally: _Tally) -> tuple[int | None, str | None]:
     try:
-        head = json.loads(path.read_text(encoding="ascii"))
-        return int(head["entry_id"]), str(head["record_hash"])
+        return read_head_file(path)
     except FileNotFoundError:
         return None, None
     except (OSError, ValueError, KeyError, TypeError):
