@@ -77,11 +77,15 @@ def soak(args: argparse.Namespace, archive_root: Path) -> dict:
             outcome["summary"] = run_station(config, RunLimits(duration_s=args.duration_s), progress=False)
         except Exception as exc:  # reported in the result: a soak that stops is a finding, not a crash
             outcome["error"] = f"{type(exc).__name__}: {exc}"
+            outcome["exception"] = exc
 
     thread = threading.Thread(target=station, name="soak-station")
     started = time.monotonic()
     thread.start()
     samples = _sample_until_done(thread, pipelines, archive_root, started, args.sample_s)
+    if not pipelines and "exception" in outcome:
+        # The station refused to start (a bad bundle, say): that is the input's fault, not a finding.
+        raise outcome["exception"]
     summary = outcome.get("summary", {})
     with Archive.open(archive_root, create=False) as archive:
         archived_records = sum(archive.counts("SOAK").values())

@@ -51,6 +51,7 @@ from pathlib import Path
 import cv2
 
 from inspection.cli import run_guarded
+from inspection.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 SIDE = ROOT / "benchmarks" / "ultralytics_side.py"
@@ -153,6 +154,9 @@ def main() -> None:
     if not args.bench_python.exists():
         raise SystemExit(f"{args.bench_python} not found: create the bench venv first (see this script's docstring).")
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    unknown = [s for s in sizes if s not in SIZES]
+    if unknown or not sizes:
+        raise ConfigError(f"--sizes {args.sizes!r} names no known size; use a comma-separated list of {', '.join(SIZES)}")
 
     folders = {size: make_folder(args.work / f"png_{size}", args.images, *SIZES[size]) for size in sizes}
     onnx = args.work / "yolo11n-cls.onnx"

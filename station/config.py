@@ -19,6 +19,15 @@ class StationIdentity(StrictModel):
     operator: str = Field(default="operator", min_length=1)
     recipe: str = ""
 
+    @field_validator("id", "lot", "operator", "recipe")
+    @classmethod
+    def _one_printable_line(cls, value: str) -> str:
+        # These go into every audit record, the PLC's registers and report file names: a newline or
+        # tab there would make a CSV row or a log line say something else.
+        if any(not ch.isprintable() for ch in value):
+            raise ValueError(f"{value!r} holds a control character (newline, tab, ...); write it as one line of printable text")
+        return value
+
 
 class BackendSettings(StrictModel):
     kind: Literal["auto", "onnxruntime", "torch", "tensorrt"] = "onnxruntime"  # auto: the fastest measured here

@@ -151,6 +151,9 @@ def check_record(record: ItemRecord) -> None:
     for name in ("lot", "station", "reason", "bundle_hash", "thresholds_version", "operator"):
         if not isinstance(getattr(record, name), str) or (name in ("lot", "station") and not getattr(record, name)):
             raise ArchiveError(f"{where}: {name} must be a non-empty string; fix the station that builds records.")
+    for name in ("lot", "station", "operator"):
+        if not getattr(record, name).isprintable():
+            raise ArchiveError(f"{where}: {name} holds a control character (newline, tab, ...); names in the audit trail are one printable line.")
     if isinstance(record.sequence, bool) or not isinstance(record.sequence, (int, np.integer)) or record.sequence < 0:
         raise ArchiveError(f"{where}: sequence must be an integer >= 0.")
     check_utc(record.captured_utc, f"{where}: captured_utc")

@@ -65,6 +65,7 @@ CASES = [
     ("empty archive queue", {"archive": {"max_queue": 0}}, "max_queue"),
     ("zero threads", {"backend": {"threads": 0}}, "backend.threads"),
     ("empty station id", {"station": {"id": ""}}, "station.id"),
+    ("lot name with a newline", {"station": {"lot": "LOT-1\nverdict: pass"}}, "station.lot"),
     ("metrics port zero", {"metrics": {"enabled": True, "port": 0}}, "metrics.port"),
     # missing things
     ("no bundle key", {"bundle": None}, "bundle"),

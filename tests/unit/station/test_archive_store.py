@@ -135,6 +135,8 @@ def test_sequence_must_increase_and_bad_records_are_refused(tmp_path: Path) -> N
             archive.append(make_record(6, captured_utc="2026-11-26 16:01:02"))
         with pytest.raises(ArchiveError, match="uint8"):
             archive.append(make_record(6, "reject", np.zeros((8, 8), dtype=np.float32)))
+        with pytest.raises(ArchiveError, match="lot holds a control character"):
+            archive.append(make_record(6, lot="L1\nL2"))
         assert [r["sequence"] for r in archive.records()] == [5]
 
 
