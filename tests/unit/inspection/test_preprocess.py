@@ -59,6 +59,20 @@ def test_nchw_float_layout_normalises_like_the_formula(rgb_frame):
     np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("channels, mean, std", [(3, None, None), (1, None, None), (3, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))])
+def test_the_lookup_table_gives_the_formulas_float32_values_bit_for_bit(channels, mean, std):
+    float_spec = default_input_spec(16, channels).model_copy(update={"layout": InputLayout.NCHW_FLOAT32})
+    if mean is not None:
+        float_spec = float_spec.model_copy(update={"mean": mean, "std": std})
+    every_value = np.arange(256 * 2, dtype=np.uint16).astype(np.uint8)  # each uint8 value twice
+    batch = np.random.default_rng(1).permutation(np.repeat(every_value, channels)).reshape(2, 16, 16, channels)
+    scaled = batch.astype(np.float32) * np.float32(1.0 / 255.0)
+    expected = ((scaled - np.asarray(float_spec.mean, np.float32)) / np.asarray(float_spec.std, np.float32)).transpose(0, 3, 1, 2)
+    out = to_model_input(batch, float_spec)
+    assert out.dtype == np.float32 and out.shape == (2, channels, 16, 16) and out.flags.c_contiguous
+    assert np.array_equal(out, expected)
+
+
 def test_uint8_layout_is_passed_through_unchanged(rgb_frame):
     batch = prepare(rgb_frame, spec())[None]
     assert to_model_input(batch, spec()) is batch
