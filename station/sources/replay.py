@@ -21,9 +21,13 @@ from station.sources.pacing import Pacer
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".m4v"})
-# Files decoded ahead of the station on one thread, as a camera delivers decoded frames: decoding
-# a PNG overlaps with preparing the previous frame and with inference instead of preceding them.
-READ_AHEAD_FILES = 4
+# Files are decoded ahead of the station, as a camera delivers decoded frames: decoding a PNG
+# overlaps with preparing the previous frame and with inference instead of preceding them. Two
+# threads, because a camera-size PNG takes longer to decode (about 7 ms for 640x480 here) than the
+# model takes to classify it: on 2 cores, 138-141 against 101-106 frames/s with one thread, and no
+# loss on small files (benchmarks/ultralytics_compare.py). Results are taken in file order.
+DECODE_THREADS = 2
+READ_AHEAD_FILES = 4 * DECODE_THREADS
 
 
 class FolderReplaySource:
@@ -49,7 +53,7 @@ class FolderReplaySource:
         self._paths = sorted(p for p in self._folder.rglob("*") if p.is_file() and is_image_path(p))
         if not self._paths:
             raise ConfigError(f"replay folder {self._folder} holds no PNG/JPEG/BMP/TIFF images. Pass a folder of images.")
-        self._decoder = ThreadPoolExecutor(1, thread_name_prefix="replay-decode")
+        self._decoder = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="replay-decode")
         self._decode_ahead()
 
     def read(self) -> Frame:

@@ -49,7 +49,7 @@ def test_frame_limit_and_loop(tmp_path: Path, frames: int | None, loop: bool, ex
     assert keys == [f"{i % 5:03d}.png" for i in range(expected)]
 
 
-def test_files_are_decoded_ahead_on_one_other_thread_and_closing_stops_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_files_are_decoded_ahead_on_other_threads_and_closing_stops_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     decoded_on: list[str] = []
     real_read_image = replay_module.read_image
 
