@@ -1,11 +1,16 @@
 """int8 (ONNX Runtime static QDQ) against fp32 on this CPU, and where mobilenet_v3_small's int8 time goes.
 
     .venv/bin/python benchmarks/int8_cpu.py [--out benchmarks/results/int8_cpu.json]
+    .venv/bin/python benchmarks/int8_cpu.py --bundle TRAINED --out benchmarks/results/int8_trained_cpu.json
 
 For resnet18 and mobilenet_v3_small at 224 px (untrained weights: speed does not depend on their
 values; the parity gate needs a trained model and is measured by `inspection export`): images/s at
 batch 1 and 8 with 2 threads for fp32 and three quantization variants (medians of 3 alternating rounds), and an ONNX Runtime profile
 (time per operator type) of fp32 and int8 mobilenet_v3_small.
+
+With `--bundle`, a trained bundle that `inspection export --precision int8` has given its
+`model.int8.onnx`: its own fp32 and int8 files at its own input size, the same rounds, and the int8
+parity gate's record from its bundle.json, so speed and gate are shown on one model.
 """
 
 from __future__ import annotations
@@ -55,6 +60,39 @@ def images_per_s(path: Path, batch: np.ndarray) -> float:
     return calls * len(batch) / (time.perf_counter() - started)
 
 
+def speed_rows(files: dict[str, Path], images: np.ndarray) -> dict[str, dict]:
+    """images/s per file and batch, medians of ROUNDS, each against the first file (fp32).
+    This VM's speed drifts by 20-30% within minutes: every file is measured once per round, rounds
+    alternate, and the median of the rounds is kept."""
+    samples = {name: {b: [] for b in BATCHES} for name in files}
+    for _ in range(ROUNDS):
+        for name, path in files.items():
+            for b in BATCHES:
+                samples[name][b].append(images_per_s(path, images[:b]))
+    rows = {name: {f"batch_{b}": round(float(np.median(runs[b])), 1) for b in BATCHES} for name, runs in samples.items()}
+    baseline = rows[next(iter(files))]
+    for name, speeds in rows.items():
+        for b in BATCHES:
+            speeds[f"vs_fp32_batch_{b}"] = round(speeds[f"batch_{b}"] / baseline[f"batch_{b}"], 2)
+            speeds[f"batch_{b}_rounds"] = [round(x, 1) for x in samples[name][b]]
+    return rows
+
+
+def trained_bundle(bundle_path: Path) -> dict:
+    from inspection.bundle import load_bundle
+    from inspection.errors import BundleError
+
+    bundle = load_bundle(bundle_path)
+    int8_file = bundle.int8_onnx_path
+    if int8_file is None or not int8_file.is_file():
+        raise BundleError(f"{bundle_path} has no int8 model. Run `inspection export {bundle_path} --precision int8 --calib DATA` first.")
+    spec = bundle.meta.input
+    images = np.stack([prepare(render_item(5, i, CLASSES[i % 7], 320, 240).image, spec) for i in range(32)])
+    return {"bundle": str(bundle_path), "architecture": bundle.meta.architecture, "input_px": spec.size_px,
+            "int8_gate": bundle.meta.int8.model_dump(mode="json"),
+            "speed": speed_rows({"fp32": bundle.onnx_path, "int8": int8_file}, images)}
+
+
 def op_profile(path: Path, runs: int = 100) -> dict[str, float]:
     s = session(path, profile=True)
     frame = np.zeros((1, 224, 224, 3), np.uint8)
@@ -73,9 +111,16 @@ def op_profile(path: Path, runs: int = 100) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/int8_cpu.json"))
+    parser.add_argument("--bundle", type=Path, help="a trained bundle with model.int8.onnx: measure it instead")
     args = parser.parse_args()
     result = {"machine": machine_description(), "versions": library_versions(), "threads": 2, "rounds": ROUNDS,
               "seconds_per_measurement": SECONDS, "models": {}}
+    if args.bundle is not None:
+        result = {**result, **trained_bundle(args.bundle)}
+        del result["models"]
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps({"int8_gate": result["int8_gate"], "speed": result["speed"]}, indent=1))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for model in ("resnet18", "mobilenet_v3_small"):
@@ -85,18 +130,7 @@ def main() -> None:
             for name, options in VARIANTS.items():
                 files[name] = tmp / f"{model}-{len(files)}.onnx"
                 quantize_qdq(bundle / "model.onnx", files[name], images, **options)
-            # This VM's speed drifts by 20-30% within minutes: every variant is measured once per
-            # round, rounds alternate, and the median of the rounds is kept.
-            samples = {name: {b: [] for b in BATCHES} for name in files}
-            for _ in range(ROUNDS):
-                for name, path in files.items():
-                    for b in BATCHES:
-                        samples[name][b].append(images_per_s(path, images[:b]))
-            rows = {name: {f"batch_{b}": round(float(np.median(runs[b])), 1) for b in BATCHES} for name, runs in samples.items()}
-            for name, speeds in rows.items():
-                for b in BATCHES:
-                    speeds[f"vs_fp32_batch_{b}"] = round(speeds[f"batch_{b}"] / rows["fp32"][f"batch_{b}"], 2)
-                    speeds[f"batch_{b}_rounds"] = [round(x, 1) for x in samples[name][b]]
+            rows = speed_rows(files, images)
             if model == "mobilenet_v3_small":
                 result["mobilenet_v3_small_profile_ms_per_image"] = {"fp32": op_profile(files["fp32"]),
                                                                       "int8": op_profile(files[next(iter(VARIANTS))])}
