@@ -114,13 +114,13 @@ def main() -> None:
     parser.add_argument("--bundle", type=Path, help="a trained bundle with model.int8.onnx: measure it instead")
     args = parser.parse_args()
     result = {"machine": machine_description(), "versions": library_versions(), "threads": 2, "rounds": ROUNDS,
-              "seconds_per_measurement": SECONDS, "models": {}}
+              "seconds_per_measurement": SECONDS}
     if args.bundle is not None:
-        result = {**result, **trained_bundle(args.bundle)}
-        del result["models"]
+        result.update(trained_bundle(args.bundle))
         args.out.write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps({"int8_gate": result["int8_gate"], "speed": result["speed"]}, indent=1))
         return
+    result["models"] = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for model in ("resnet18", "mobilenet_v3_small"):

@@ -24,7 +24,7 @@ class StationIdentity(StrictModel):
     def _one_printable_line(cls, value: str) -> str:
         # These go into every audit record, the PLC's registers and report file names: a newline or
         # tab there would make a CSV row or a log line say something else.
-        if any(not ch.isprintable() for ch in value):
+        if not value.isprintable():
             raise ValueError(f"{value!r} holds a control character (newline, tab, ...); write it as one line of printable text")
         return value
 
