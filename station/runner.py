@@ -25,6 +25,7 @@ from station.config import (
     StationConfig,
     SyntheticSourceSettings,
 )
+from station.garbage_collection import startup_objects_frozen
 from station.geometry import frame_size_warning
 from station.latency_plot import write_latency_histogram
 from station.metrics import serve_metrics
@@ -93,7 +94,7 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
         metrics_server = serve_metrics(pipeline, config.metrics.host, config.metrics.port) if config.metrics.enabled else None
         heartbeat = _Heartbeat(output, getattr(config.output, "heartbeat_interval_s", 0.5), pipeline, ledger)
         heartbeat.start()
-        with _StatusLine(pipeline, progress):
+        with _StatusLine(pipeline, progress), startup_objects_frozen():
             elapsed_s = pipeline.run(limits.duration_s)
         heartbeat.stop()
         if metrics_server is not None:
