@@ -1,7 +1,7 @@
 """int8 (ONNX Runtime static QDQ) against fp32 on this CPU, and where mobilenet_v3_small's int8 time goes.
 
     .venv/bin/python benchmarks/int8_cpu.py [--out benchmarks/results/int8_cpu.json]
-    .venv/bin/python benchmarks/int8_cpu.py --bundle TRAINED --out benchmarks/results/int8_trained_cpu.json
+    .venv/bin/python benchmarks/int8_cpu.py --bundle TRAINED [--rounds N] --out benchmarks/results/int8_trained_cpu.json
 
 For resnet18 and mobilenet_v3_small at 224 px (untrained weights: speed does not depend on their
 values; the parity gate needs a trained model and is measured by `inspection export`): images/s at
@@ -32,6 +32,7 @@ from training.bench.bundles import untrained_bundle
 from training.quantize import QUANTIZATION_SCOPES, quantize_qdq
 from training.versions import library_versions, machine_description
 from inspection.cli import run_guarded
+from inspection.errors import ConfigError
 
 SECONDS = 2.0
 ROUNDS = 3
@@ -60,12 +61,13 @@ def images_per_s(path: Path, batch: np.ndarray) -> float:
     return calls * len(batch) / (time.perf_counter() - started)
 
 
-def speed_rows(files: dict[str, Path], images: np.ndarray) -> dict[str, dict]:
-    """images/s per file and batch, medians of ROUNDS, each against the first file (fp32).
+def speed_rows(files: dict[str, Path], images: np.ndarray, rounds: int = ROUNDS) -> dict[str, dict]:
+    """images/s per file and batch, medians of `rounds`, each against the first file (fp32).
     This VM's speed drifts by 20-30% within minutes: every file is measured once per round, rounds
-    alternate, and the median of the rounds is kept."""
+    alternate, and the median of the rounds is kept. The ratio is also taken within each round
+    (files measured seconds apart), whose median a drift across the rounds moves less."""
     samples = {name: {b: [] for b in BATCHES} for name in files}
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         for name, path in files.items():
             for b in BATCHES:
                 samples[name][b].append(images_per_s(path, images[:b]))
@@ -75,10 +77,13 @@ def speed_rows(files: dict[str, Path], images: np.ndarray) -> dict[str, dict]:
         for b in BATCHES:
             speeds[f"vs_fp32_batch_{b}"] = round(speeds[f"batch_{b}"] / baseline[f"batch_{b}"], 2)
             speeds[f"batch_{b}_rounds"] = [round(x, 1) for x in samples[name][b]]
+            per_round = [x / fp32 for x, fp32 in zip(samples[name][b], samples[next(iter(files))][b])]
+            speeds[f"vs_fp32_batch_{b}_per_round"] = [round(r, 2) for r in per_round]
+            speeds[f"vs_fp32_batch_{b}_median_of_rounds"] = round(float(np.median(per_round)), 2)
     return rows
 
 
-def trained_bundle(bundle_path: Path) -> dict:
+def trained_bundle(bundle_path: Path, rounds: int) -> dict:
     from inspection.bundle import load_bundle
     from inspection.errors import BundleError
 
@@ -90,7 +95,7 @@ def trained_bundle(bundle_path: Path) -> dict:
     images = np.stack([prepare(render_item(5, i, CLASSES[i % 7], 320, 240).image, spec) for i in range(32)])
     return {"bundle": str(bundle_path), "architecture": bundle.meta.architecture, "input_px": spec.size_px,
             "int8_gate": bundle.meta.int8.model_dump(mode="json"),
-            "speed": speed_rows({"fp32": bundle.onnx_path, "int8": int8_file}, images)}
+            "speed": speed_rows({"fp32": bundle.onnx_path, "int8": int8_file}, images, rounds)}
 
 
 def op_profile(path: Path, runs: int = 100) -> dict[str, float]:
@@ -112,11 +117,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/int8_cpu.json"))
     parser.add_argument("--bundle", type=Path, help="a trained bundle with model.int8.onnx: measure it instead")
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="alternating rounds of every measurement")
     args = parser.parse_args()
-    result = {"machine": machine_description(), "versions": library_versions(), "threads": 2, "rounds": ROUNDS,
+    if args.rounds < 1:
+        raise ConfigError(f"--rounds {args.rounds} must be at least 1")
+    result = {"machine": machine_description(), "versions": library_versions(), "threads": 2, "rounds": args.rounds,
               "seconds_per_measurement": SECONDS}
     if args.bundle is not None:
-        result.update(trained_bundle(args.bundle))
+        result.update(trained_bundle(args.bundle, args.rounds))
         args.out.write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps({"int8_gate": result["int8_gate"], "speed": result["speed"]}, indent=1))
         return
@@ -130,7 +138,7 @@ def main() -> None:
             for name, options in VARIANTS.items():
                 files[name] = tmp / f"{model}-{len(files)}.onnx"
                 quantize_qdq(bundle / "model.onnx", files[name], images, **options)
-            rows = speed_rows(files, images)
+            rows = speed_rows(files, images, args.rounds)
             if model == "mobilenet_v3_small":
                 result["mobilenet_v3_small_profile_ms_per_image"] = {"fp32": op_profile(files["fp32"]),
                                                                       "int8": op_profile(files[next(iter(VARIANTS))])}
