@@ -124,8 +124,8 @@ def run_station(bundle: Path, folder: Path) -> dict:
     if done.returncode != 0:
         raise SystemExit(f"station run failed:\n{done.stderr[-3000:]}")
     summary = _last_json(done.stdout)
-    keep = ("frames", "passed", "rejected", "uncertain", "fault", "throughput_fps", "backend_raw_fps", "backend",
-            "latency_ms", "stage_ms", "mean_batch_size")
+    keep = ("frames", "passed", "rejected", "uncertain", "fault", "late", "alarms", "throughput_fps", "backend_raw_fps",
+            "backend", "latency_ms", "stage_ms", "mean_batch_size")
     result = {k: summary.get(k) for k in keep}
     result["images_per_s"] = summary["throughput_fps"]
     result["process_wall_s"] = wall
