@@ -1,6 +1,7 @@
 """The station end to end on real components: ONNX Runtime, the reject gate, the SQLite archive,
 and (where named) a real Modbus TCP server on loopback."""
 
+import gc
 import json
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ from inspection.bundle import load_bundle
 from inspection.preprocess import prepare
 from station.archive import Archive, verify_archive
 from station.config import StationConfig, load_station_config
+from station.pipeline import StationPipeline
 from station.runner import RunLimits, run_station
 from station.sources.replay import FolderReplaySource
 from helpers.images import write_png
@@ -290,10 +292,6 @@ def test_a_full_archive_queue_stops_a_paced_line_and_keeps_records_in_order(tiny
 
 def test_the_line_runs_with_the_start_up_objects_out_of_the_collectors_reach(tiny_bundle, monkeypatch):
     # A full collection over them held the GIL for 45 ms on 2 cores: ~20 items in a row missed the gate.
-    import gc
-
-    from station.pipeline import StationPipeline
-
     frozen_during_run = []
     original_run = StationPipeline.run
 
