@@ -32,6 +32,7 @@ from station.metrics import serve_metrics
 from station.pipeline import PipelineSettings, StationPipeline
 from station.sequence_ledger import SequenceLedger, ledger_path, recover_in_flight
 from station.signalling import ModbusPlcOutput, RejectGate, ResultOutput, SimulatedRejector
+from station.signalling.thread_priority import check_realtime_allowed
 from station.sources import FrameSource
 
 RAW_FPS_SECONDS = 1.5
@@ -47,6 +48,8 @@ class RunLimits:
 def run_station(config: StationConfig, limits: RunLimits, progress: bool = True, latency_png: Path | None = None) -> dict:
     check_outputs_apart(config, latency_png)
     check_archive_before_run(config.archive.path)
+    if config.gate.thread_priority == "realtime":
+        check_realtime_allowed()
     bundle = _load_bundle_for_station(config)
     backend, raw_fps, backend_choice = open_station_backend(config, bundle)
     output: ResultOutput | None = None
@@ -85,7 +88,8 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
         gate_output = output
 
         def gate_factory(on_outcome):
-            return RejectGate(gate_output, config.gate.transport_delay_ms, config.gate.window_ms, on_outcome=on_outcome)
+            return RejectGate(gate_output, config.gate.transport_delay_ms, config.gate.window_ms, on_outcome=on_outcome,
+                              realtime=config.gate.thread_priority == "realtime")
 
         pipeline = StationPipeline(bundle, backend, source, gate_factory, archive, settings,
                                    alarm_output=lambda reason: gate_output.set_alarm(True, reason), ledger=ledger)
@@ -120,6 +124,7 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
             summary["archive_failure"] = archive_failure
             summary["unarchived_sequences"] = unarchived
         summary["backend_choice"] = backend_choice
+        summary["gate_thread_priority"] = config.gate.thread_priority
         geometry = frame_size_warning(pipeline.first_frame_wh, bundle.meta.dataset.get("train_frame_sizes"), str(bundle.path))
         summary["warnings"] = [geometry] if geometry else []
         summary["recovered_in_flight"] = {"lot": recovered[0], "sequences": recovered[1]}

@@ -8,7 +8,8 @@ came after the deadline but before the scheduler got there (a slow PLC) goes out
 published (it would hit the next item): `missed_gate` and the alarm. Failed publishes count as
 `publish_failures` and raise the alarm; a second thread reconnects the output in the background, so
 the scheduler never waits for the PLC. The alarm holds until `clear_alarm()`.
-Position is pluggable (a clock by default; an encoder via `RejectGate.on_position`).
+Position is pluggable (a clock by default; an encoder via `RejectGate.on_position`). `realtime=True`
+gives the scheduler thread SCHED_FIFO scheduling, so busy cores delay it less (thread_priority.py).
 docs/plc_register_map.md ("Reject gate timing") has the full rules and the count identities.
 """
 
@@ -24,8 +25,10 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Protocol
 
+from inspection.errors import ConfigError
 from station.signalling.errors import GateError, PlcConnectionLost
 from station.signalling.output import ItemResult, ResultOutput
+from station.signalling.thread_priority import make_realtime
 
 log = logging.getLogger(__name__)
 
@@ -111,9 +114,10 @@ class RejectGate:
         *,
         on_outcome: Callable[[GateEvent], None] | None = None,
         reconnect_max_wait_s: float = 1.0,
+        realtime: bool = False,
     ) -> None:
         self._setup(output, ClockPosition(clock), transport_delay_ms / 1000.0, gate_window_ms / 1000.0,
-                    on_outcome, reconnect_max_wait_s)
+                    on_outcome, reconnect_max_wait_s, realtime)
 
     @classmethod
     def on_position(
@@ -125,13 +129,14 @@ class RejectGate:
         *,
         on_outcome: Callable[[GateEvent], None] | None = None,
         reconnect_max_wait_s: float = 1.0,
+        realtime: bool = False,
     ) -> RejectGate:
         """A gate on any position source (an encoder); distances in the source's units."""
         gate = cls.__new__(cls)
-        gate._setup(output, source, transport_distance, gate_window, on_outcome, reconnect_max_wait_s)
+        gate._setup(output, source, transport_distance, gate_window, on_outcome, reconnect_max_wait_s, realtime)
         return gate
 
-    def _setup(self, output, source, transport, window, on_outcome, reconnect_max_wait_s) -> None:
+    def _setup(self, output, source, transport, window, on_outcome, reconnect_max_wait_s, realtime) -> None:
         if transport < 0 or window < 0:
             raise ValueError(f"transport delay {transport} and gate window {window} must be >= 0")
         self._output, self._position, self._on_outcome = output, source, on_outcome
@@ -151,6 +156,12 @@ class RejectGate:
         self._reconnector = threading.Thread(target=self._reconnect_loop, name="reject-gate-reconnect", daemon=True)
         self._scheduler.start()
         self._reconnector.start()
+        if realtime:  # only the scheduler: it alone must act on time (see thread_priority.py)
+            try:
+                make_realtime(self._scheduler.native_id)
+            except ConfigError:
+                self.close(drain=False)
+                raise
 
     # --- what the station calls ------------------------------------------------------------------
 

@@ -13,11 +13,13 @@ import pytest
 import yaml
 
 from inspection.bundle import load_bundle
+from inspection.errors import ConfigError
 from inspection.preprocess import prepare
 from station.archive import Archive, verify_archive
 from station.config import StationConfig, load_station_config
 from station.pipeline import StationPipeline
 from station.runner import RunLimits, run_station
+from station.signalling.thread_priority import check_realtime_allowed
 from station.sources.replay import FolderReplaySource
 from helpers.images import write_png
 from helpers.modbus_server import ModbusTestServer
@@ -306,3 +308,17 @@ def test_the_line_runs_with_the_start_up_objects_out_of_the_collectors_reach(tin
     })
     assert run_station(config, RunLimits(frames=20), progress=False)["frames"] == 20
     assert frozen_during_run[0] > 1000 and gc.get_freeze_count() == 0
+
+
+def test_a_station_with_a_realtime_gate_runs_and_says_so(tiny_bundle):
+    try:
+        check_realtime_allowed()
+    except ConfigError:
+        pytest.skip("needs root or CAP_SYS_NICE (CI runs as root)")
+    config = StationConfig.model_validate({
+        "bundle": tiny_bundle, "archive": {"path": None}, "gate": {"thread_priority": "realtime"},
+        "source": {"kind": "synthetic", "pool_size": 8, "width_px": 64, "height_px": 64},
+    })
+    summary = run_station(config, RunLimits(frames=20), progress=False)
+    assert summary["frames"] == 20 == summary["passed"] + summary["rejected"] + summary["uncertain"] + summary["fault"]
+    assert summary["gate_thread_priority"] == "realtime"
