@@ -1,5 +1,7 @@
 """Bad input: one line on stderr naming the problem and the fix, exit code 2, nothing overwritten."""
 
+import os
+import shutil
 import subprocess
 from pathlib import Path
 import sys
@@ -344,3 +346,16 @@ def test_a_video_that_is_no_video_is_one_line_without_ffmpegs_own(tmp_path, tiny
     video.write_bytes(bytes(range(256)) * 8)
     assert_one_line_error(run("station", "run", "--bundle", str(tiny_bundle), "--source", str(video), "--frames", "1"),
                           "OpenCV cannot open capture source")
+
+
+@pytest.mark.skipif(shutil.which("capsh") is None or os.geteuid() != 0,
+                    reason="needs root and capsh, to run the station with CAP_SYS_NICE dropped (CI runs as root)")
+def test_a_realtime_gate_without_permission_is_refused_before_the_line_starts(tiny_bundle, tmp_path):
+    config = tmp_path / "station.yaml"
+    config.write_text(f"bundle: {tiny_bundle}\ngate: {{thread_priority: realtime}}\n"
+                      f"source: {{kind: synthetic, pool_size: 8, width_px: 64, height_px: 64}}\n"
+                      f"archive: {{path: {tmp_path / 'archive'}}}\n")
+    command = f"{sys.executable} -m inspection.cli station run {config} --frames 10 --json"
+    result = subprocess.run(["capsh", "--drop=cap_sys_nice", "--", "-c", command], capture_output=True, text=True, timeout=300)
+    assert_one_line_error(result, "not permitted to set real-time scheduling", "CAP_SYS_NICE", "gate.thread_priority: normal")
+    assert not (tmp_path / "archive").exists()  # refused before anything was opened or written
