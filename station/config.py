@@ -104,7 +104,7 @@ class GateSettings(StrictModel):
     transport_delay_ms: float = Field(default=250.0, ge=0, le=600_000)
     window_ms: float = Field(default=20.0, ge=0, le=60_000)
     # realtime: the gate's thread runs at SCHED_FIFO priority (root or CAP_SYS_NICE), so a busy CPU
-    # cannot wake it past the window; refused at start where not permitted (no silent fallback).
+    # delays it less; refused at start where not permitted (no silent fallback).
     thread_priority: Literal["normal", "realtime"] = "normal"
 
 
