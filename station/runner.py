@@ -136,6 +136,13 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
                 summary["warnings"].append(f"latency histogram {latency_png} not written: {exc.strerror or exc}")
         return summary
     finally:
+        if archive is not None:
+            # A failure after the writer started must not leave it running: it archives what is queued.
+            # (A second close after the normal one returns at once; its error is already in the summary.)
+            try:
+                archive.close(timeout_s=30.0)
+            except ArchiveError:
+                pass  # the run's own error is the one to report; the next start recovers unarchived items
         if ledger is not None:
             ledger.close()
         if output is not None:

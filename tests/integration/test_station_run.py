@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -322,3 +323,17 @@ def test_a_station_with_a_realtime_gate_runs_and_says_so(tiny_bundle):
     summary = run_station(config, RunLimits(frames=20), progress=False)
     assert summary["frames"] == 20 == summary["passed"] + summary["rejected"] + summary["uncertain"] + summary["fault"]
     assert summary["gate_thread_priority"] == "realtime"
+
+
+def test_a_station_that_fails_after_its_archive_started_stops_the_archive_writer(tiny_bundle, tmp_path, monkeypatch):
+    def fail(*_args, **_kwargs):
+        raise RuntimeError("the pipeline could not be built")
+
+    monkeypatch.setattr(StationPipeline, "__init__", fail)
+    config = StationConfig.model_validate({
+        "bundle": tiny_bundle, "archive": {"path": tmp_path / "archive"},
+        "source": {"kind": "synthetic", "pool_size": 8, "width_px": 64, "height_px": 64},
+    })
+    with pytest.raises(RuntimeError, match="could not be built"):
+        run_station(config, RunLimits(frames=5), progress=False)
+    assert not [t for t in threading.enumerate() if t.name == "archive-writer"]
