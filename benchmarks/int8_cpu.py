@@ -72,12 +72,12 @@ def speed_rows(files: dict[str, Path], images: np.ndarray, rounds: int = ROUNDS)
             for b in BATCHES:
                 samples[name][b].append(images_per_s(path, images[:b]))
     rows = {name: {f"batch_{b}": round(float(np.median(runs[b])), 1) for b in BATCHES} for name, runs in samples.items()}
-    baseline = rows[next(iter(files))]
+    fp32 = next(iter(files))
     for name, speeds in rows.items():
         for b in BATCHES:
-            speeds[f"vs_fp32_batch_{b}"] = round(speeds[f"batch_{b}"] / baseline[f"batch_{b}"], 2)
+            speeds[f"vs_fp32_batch_{b}"] = round(speeds[f"batch_{b}"] / rows[fp32][f"batch_{b}"], 2)
             speeds[f"batch_{b}_rounds"] = [round(x, 1) for x in samples[name][b]]
-            per_round = [x / fp32 for x, fp32 in zip(samples[name][b], samples[next(iter(files))][b])]
+            per_round = [x / base for x, base in zip(samples[name][b], samples[fp32][b])]
             speeds[f"vs_fp32_batch_{b}_per_round"] = [round(r, 2) for r in per_round]
             speeds[f"vs_fp32_batch_{b}_median_of_rounds"] = round(float(np.median(per_round)), 2)
     return rows

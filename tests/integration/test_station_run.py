@@ -69,11 +69,16 @@ def test_synthetic_line_counts_balance_and_archive_verifies(tiny_bundle, tmp_pat
     assert report.returncode == 0 and (tmp_path / "report" / "lot_L42.csv").is_file()
 
 
-def test_a_line_with_the_training_frames_size_has_no_warning(tiny_bundle, tmp_path):
-    config = StationConfig.model_validate({
-        "bundle": tiny_bundle, "archive": {"path": None},
-        "source": {"kind": "synthetic", "pool_size": 8, "width_px": 64, "height_px": 64},
+def tiny_line(bundle: Path, **sections) -> StationConfig:
+    """A 64x64 synthetic line (the tiny bundle's own frame size) without archive, unless sections say otherwise."""
+    return StationConfig.model_validate({
+        "bundle": bundle, "archive": {"path": None},
+        "source": {"kind": "synthetic", "pool_size": 8, "width_px": 64, "height_px": 64}, **sections,
     })
+
+
+def test_a_line_with_the_training_frames_size_has_no_warning(tiny_bundle, tmp_path):
+    config = tiny_line(tiny_bundle)
     assert run_station(config, RunLimits(frames=20), progress=False)["warnings"] == []
 
 
@@ -303,11 +308,7 @@ def test_the_line_runs_with_the_start_up_objects_out_of_the_collectors_reach(tin
         return original_run(self, duration_s)
 
     monkeypatch.setattr(StationPipeline, "run", run_and_note)
-    config = StationConfig.model_validate({
-        "bundle": tiny_bundle, "archive": {"path": None},
-        "source": {"kind": "synthetic", "pool_size": 8, "width_px": 64, "height_px": 64},
-    })
-    assert run_station(config, RunLimits(frames=20), progress=False)["frames"] == 20
+    assert run_station(tiny_line(tiny_bundle), RunLimits(frames=20), progress=False)["frames"] == 20
     assert frozen_during_run[0] > 1000 and gc.get_freeze_count() == 0
 
 
@@ -316,11 +317,7 @@ def test_a_station_with_a_realtime_gate_runs_and_says_so(tiny_bundle):
         check_realtime_allowed()
     except ConfigError:
         pytest.skip("needs root or CAP_SYS_NICE (CI runs as root)")
-    config = StationConfig.model_validate({
-        "bundle": tiny_bundle, "archive": {"path": None}, "gate": {"thread_priority": "realtime"},
-        "source": {"kind": "synthetic", "pool_size": 8, "width_px": 64, "height_px": 64},
-    })
-    summary = run_station(config, RunLimits(frames=20), progress=False)
+    summary = run_station(tiny_line(tiny_bundle, gate={"thread_priority": "realtime"}), RunLimits(frames=20), progress=False)
     assert summary["frames"] == 20 == summary["passed"] + summary["rejected"] + summary["uncertain"] + summary["fault"]
     assert summary["gate_thread_priority"] == "realtime"
 
@@ -330,10 +327,6 @@ def test_a_station_that_fails_after_its_archive_started_stops_the_archive_writer
         raise RuntimeError("the pipeline could not be built")
 
     monkeypatch.setattr(StationPipeline, "__init__", fail)
-    config = StationConfig.model_validate({
-        "bundle": tiny_bundle, "archive": {"path": tmp_path / "archive"},
-        "source": {"kind": "synthetic", "pool_size": 8, "width_px": 64, "height_px": 64},
-    })
     with pytest.raises(RuntimeError, match="could not be built"):
-        run_station(config, RunLimits(frames=5), progress=False)
+        run_station(tiny_line(tiny_bundle, archive={"path": tmp_path / "archive"}), RunLimits(frames=5), progress=False)
     assert not [t for t in threading.enumerate() if t.name == "archive-writer"]
