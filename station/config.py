@@ -98,6 +98,11 @@ class BatchingSettings(StrictModel):
     # Threads that resize frames to the model's input. 1: the capture thread does it (2-core stations:
     # more threads only compete with inference); a GPU station with spare cores needs several.
     prepare_threads: int = Field(default=1, ge=1, le=64)
+    # Threads that each take a batch and run the model, so that one batch's inference overlaps the
+    # next one's gathering and the last one's decisions. None: 2 for ONNX Runtime on a CPU (each with
+    # its share of the cores; measured faster on 2 cores, see the README's Station section), 1 for
+    # torch and TensorRT, whose backends run one batch at a time.
+    inference_workers: int | None = Field(default=None, ge=1, le=16)
 
 
 class GateSettings(StrictModel):
@@ -154,6 +159,14 @@ class StationConfig(StrictModel):
         rate = getattr(self.source, "rate_hz", None)
         if rate and self.gate.transport_delay_ms and rate * self.gate.transport_delay_ms / 1000 > 100_000:
             raise ValueError("rate_hz x transport_delay_ms puts more than 100,000 items between camera and gate")
+        return self
+
+    @model_validator(mode="after")
+    def _concurrent_inference_needs_onnxruntime(self) -> "StationConfig":
+        workers = self.batching.inference_workers
+        if workers is not None and workers > 1 and self.backend.kind != "onnxruntime":
+            raise ValueError(f"batching.inference_workers {workers} needs backend.kind onnxruntime (the torch and "
+                             "TensorRT backends run one batch at a time); set it to 1 or leave it out")
         return self
 
 

@@ -5,8 +5,10 @@ Threads and their bounded hand-overs:
                       ledger first, so a crash cannot hide it), tracks it at the gate, prepares it
                       once (resize/colour), queues it for inference; a full queue is an overrun:
                       that item is a fault (rejected) and the alarm goes up, never a drop.
-    inference thread  gathers up to max_batch items (waiting at most max_wait_ms), runs the backend,
-                      decides each item and resolves it at the gate. No I/O here.
+    inference threads gather up to max_batch items (waiting at most max_wait_ms), run the backend,
+                      decide each item and resolve it at the gate. No I/O here. With several
+                      (`inference_workers`), one batch's inference overlaps the next one's gathering
+                      and the last one's decisions; a partial batch waits while another is inferred.
     gate thread       (RejectGate) publishes each result when its item is at the gate, then calls
                       `_on_gate_event`, which counts the final outcome and submits the item's audit
                       record (every item; the image for exceptions and sampled passes) to the writer.
@@ -40,6 +42,8 @@ from station.timing_histogram import TimingHistogram
 
 _STOP = object()
 LISTED_ALARMS_PER_KIND = 20
+# How often a partial batch that waits for another worker's inference looks whether that is done.
+BUSY_WORKER_POLL_S = 0.001
 UNUSABLE_FRAME_ALARM = "camera: unusable frames (lost, corrupt or incomplete); those items are faults, see their records"
 
 
@@ -55,6 +59,7 @@ class PipelineSettings:
     stop_line_on_archive_failure: bool = True
     first_sequence: int = 1  # continues the archive's numbering for this lot and station
     prepare_threads: int = 1  # 1: the capture thread prepares each frame itself
+    inference_workers: int = 1  # threads that each gather a batch and run the backend (which must allow it)
 
 
 @dataclass(slots=True)
@@ -103,15 +108,20 @@ class StationPipeline:
         self._spec, self._policy = bundle.meta.input, bundle.meta.policy
         self._good = set(bundle.meta.good_classes)
         # Unpaced replay keeps one batch waiting while one is inferred: that keeps the backend busy,
-        # and a deeper queue would only add latency (and, past the gate's transport delay, late faults).
+        # and more would only add latency (and, past the gate's transport delay, late faults). So it
+        # reads the next item only while fewer than two batches' worth are undecided, however many
+        # inference workers share them (a second worker's batch would otherwise add a third).
         depth = settings.queue_size if source.paced else settings.max_batch
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._undecided_slots = None if source.paced else threading.BoundedSemaphore(2 * settings.max_batch)
         self._in_flight: dict[int, _InFlight] = {}
         self._lock = threading.Lock()
         self._alarms_lock = threading.Lock()
         self._last_alarm: str | None = None
         self._alarms_per_kind: Counter[str] = Counter()
         self._stop = threading.Event()
+        self._inferring = 0  # batches in the backend now, over all inference workers
+        self._inferring_lock = threading.Lock()
         self._completed = threading.Condition(self._lock)
         self._finished = 0
         self._passes_seen = 0
@@ -137,14 +147,18 @@ class StationPipeline:
 
     def run(self, duration_s: float | None = None) -> float:
         """Run until the source is exhausted, `duration_s` passes or stop(); returns elapsed seconds."""
-        inference = threading.Thread(target=self._inference_loop, name="inference", daemon=True)
-        inference.start()
+        workers = [threading.Thread(target=self._inference_loop, name=f"inference-{n + 1}", daemon=True)
+                   for n in range(self._settings.inference_workers)]
+        for worker in workers:
+            worker.start()
         started = time.monotonic()
         try:
             self._capture_loop(None if duration_s is None else started + duration_s)
         finally:
-            self._queue.put(_STOP)
-            inference.join()
+            for _ in workers:
+                self._queue.put(_STOP)  # each worker takes one and ends
+            for worker in workers:
+                worker.join()
             # Throughput counts up to the last decision, not the gate's drain of the transport delay.
             elapsed_s = time.monotonic() - started
             self.gate.close(drain=True)
@@ -170,10 +184,14 @@ class StationPipeline:
                         slots: threading.BoundedSemaphore) -> None:
         sequence = self._settings.first_sequence - 1
         while not self._stop.is_set() and (deadline_s is None or time.monotonic() < deadline_s):
+            if not self._take_undecided_slot():
+                return
             try:
                 frame = self._source.read()
             except SourceExhausted:
                 self._take_source_alarms()  # e.g. a video file that ended before the frames it announced
+                if self._undecided_slots is not None:
+                    self._undecided_slots.release()
                 return
             self._take_source_alarms()
             self._wait_for_archive_room()
@@ -202,6 +220,16 @@ class StationPipeline:
                 preparers.submit(self._prepare_in_worker, sequence, item, slots)
             else:
                 self._overrun(sequence, item)
+
+    def _take_undecided_slot(self) -> bool:
+        """Unpaced replay: wait until fewer than two batches' worth of items are undecided (`_resolve`
+        frees a slot); False when the run is stopped meanwhile."""
+        if self._undecided_slots is None:
+            return True
+        while not self._undecided_slots.acquire(timeout=0.1):
+            if self._stop.is_set():
+                return False
+        return True
 
     def _wait_for_archive_room(self) -> None:
         """Replay without a rate sets its own pace: it waits for a busy archive rather than outrunning it
@@ -270,30 +298,19 @@ class StationPipeline:
     # ------------------------------------------------------------------ inference thread
 
     def _inference_loop(self) -> None:
-        max_wait_s = self._settings.max_wait_ms / 1000.0
         stopping = False
         while not stopping:
-            first = self._queue.get()
-            if first is _STOP:
-                return
-            batch = [first]
-            gather_until = time.monotonic() + max_wait_s
-            while len(batch) < self._settings.max_batch:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    remaining = gather_until - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    try:
-                        nxt = self._queue.get(timeout=remaining)
-                    except queue.Empty:
-                        break
-                if nxt is _STOP:
-                    stopping = True
-                    break
-                batch.append(nxt)
-            self._infer_batch(batch)
+            batch, stopping = gather_batch(self._queue, self._settings.max_batch, self._settings.max_wait_ms / 1000.0,
+                                           lambda: self._inferring > 0)
+            if not batch:
+                continue
+            with self._inferring_lock:
+                self._inferring += 1
+            try:
+                self._infer_batch(batch)
+            finally:
+                with self._inferring_lock:
+                    self._inferring -= 1
 
     def _infer_batch(self, batch: list[tuple[int, _InFlight]]) -> None:
         sequences = [sequence for sequence, _ in batch]
@@ -320,6 +337,8 @@ class StationPipeline:
         item.prepared = None  # the batch is done with it; free the memory early
         self.tally.latencies_ms.record((time.monotonic() - item.frame.trigger_time_s) * 1000)
         self.gate.resolve(sequence, ItemResult.from_decision(sequence, decision, self._policy.class_names))
+        if self._undecided_slots is not None:
+            self._undecided_slots.release()
 
     # ------------------------------------------------------------------ gate thread
 
@@ -433,6 +452,32 @@ class StationPipeline:
                 self._alarm_output(reason)
             except Exception:  # a lost PLC is handled by the gate's reconnect; the alarm is recorded above
                 pass
+
+
+def gather_batch(pending: queue.Queue, max_batch: int, max_wait_s: float,
+                 another_batch_inferring: Callable[[], bool]) -> tuple[list, bool]:
+    """Up to max_batch items from `pending`, waiting at most max_wait_s after the first, or longer while
+    another worker's batch is in the backend: that batch has the cores, and one fuller batch runs more
+    images per core-second than two small ones side by side. Returns (batch, whether _STOP came)."""
+    first = pending.get()
+    if first is _STOP:
+        return [], True
+    batch = [first]
+    gather_until = time.monotonic() + max_wait_s
+    while len(batch) < max_batch:
+        remaining = gather_until - time.monotonic()
+        if remaining <= 0:
+            if not another_batch_inferring():
+                break
+            remaining = BUSY_WORKER_POLL_S
+        try:
+            item = pending.get(timeout=remaining)
+        except queue.Empty:
+            continue
+        if item is _STOP:
+            return batch, True
+        batch.append(item)
+    return batch, False
 
 
 def _describe(shape: tuple[int, ...]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from station.signalling.thread_priority import check_realtime_allowed
 from station.sources import FrameSource
 
 RAW_FPS_SECONDS = 1.5
+CPU_INFERENCE_WORKERS = 2  # default for ONNX Runtime on a CPU: see BatchingSettings.inference_workers
 SIMULATED_OUTPUT_HISTORY = 10_000  # results the simulated rejector keeps; found by the soak: all of them grew RSS
 
 
@@ -51,7 +53,8 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
     if config.gate.thread_priority == "realtime":
         check_realtime_allowed()
     bundle = _load_bundle_for_station(config)
-    backend, raw_fps, backend_choice = open_station_backend(config, bundle)
+    chosen = open_station_backend(config, bundle)
+    backend, raw_fps, backend_choice = chosen.backend, chosen.raw_fps, chosen.choice
     output: ResultOutput | None = None
     archive: ArchiveWriter | None = None
     ledger: SequenceLedger | None = None
@@ -84,6 +87,7 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
             stop_line_on_archive_failure=config.archive.on_failure == "stop_line",
             first_sequence=first_sequence,
             prepare_threads=config.batching.prepare_threads,
+            inference_workers=chosen.inference_workers,
         )
         gate_output = output
 
@@ -124,6 +128,7 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
             summary["archive_failure"] = archive_failure
             summary["unarchived_sequences"] = unarchived
         summary["backend_choice"] = backend_choice
+        summary["inference_workers"] = chosen.inference_workers
         summary["gate_thread_priority"] = config.gate.thread_priority
         geometry = frame_size_warning(pipeline.first_frame_wh, bundle.meta.dataset.get("train_frame_sizes"), str(bundle.path))
         summary["warnings"] = [geometry] if geometry else []
@@ -208,38 +213,63 @@ def _load_bundle_for_station(config: StationConfig) -> Bundle:
         raise BundleError(f"station refuses to start: {exc}") from None
 
 
-def open_station_backend(config: StationConfig, bundle: Bundle) -> tuple[Backend, float, dict]:
+@dataclass(frozen=True, slots=True)
+class StationBackend:
+    backend: Backend
+    raw_fps: float  # the backend alone, at the station's batch size, with its inference workers
+    choice: dict  # what was asked for and what each candidate measured
+    inference_workers: int
+
+
+def open_station_backend(config: StationConfig, bundle: Bundle) -> StationBackend:
     """Open the configured backend and precision, or with `auto` every available one, keeping the
     fastest measured here: `auto` never picks a slower precision, and never an int8 model whose
-    parity gate was overridden.
-
-    Returns the backend, its raw throughput at the station's batch size, and what was compared.
-    """
+    parity gate was overridden. Each is measured as the station will run it: at its batch size, by
+    its inference workers side by side."""
     settings, batch = config.backend, config.batching.max_batch
     candidates = station_backend_candidates(settings.kind, settings.precision, settings.device, bundle)
     choosing = len(candidates) > 1 or "auto" in (settings.kind, settings.precision)
     measured: dict[str, float] = {}
-    best: tuple[Backend, float] | None = None
+    best: tuple[Backend, float, int] | None = None  # backend, raw fps, inference workers
     for kind, precision in candidates:
+        workers = inference_workers_for(config, kind)
         try:
             # Fixed-batch runtimes size their buffers; ONNX Runtime's threads share the cores with capture.
             options = {"spin_wait": settings.spin_wait} if kind == BackendKind.ONNXRUNTIME else {"max_batch": batch}
-            backend = open_backend(kind, bundle, device=settings.device, threads=settings.threads, precision=precision, **options)
+            backend = open_backend(kind, bundle, device=settings.device, threads=model_threads_for(config, kind, workers),
+                                   precision=precision, **options)
         except (BackendError, BackendUnavailableError):
             if not choosing:
                 raise
             continue  # auto compares what is available here; an explicit choice must open
-        fps = measure_raw_fps(backend, bundle, batch)
+        fps = measure_raw_fps(backend, bundle, batch, streams=workers)
         measured[f"{kind}/{precision}"] = fps
         if best is None or fps > best[1]:
             if best is not None:
                 best[0].close()
-            best = (backend, fps)
+            best = (backend, fps, workers)
         else:
             backend.close()
     if best is None:
         raise BackendUnavailableError(f"no backend could run {bundle.path} on {settings.device}. Check the backend settings.")
-    return best[0], best[1], {"requested": f"{settings.kind}/{settings.precision}", "raw_fps_by_backend": measured}
+    choice = {"requested": f"{settings.kind}/{settings.precision}", "raw_fps_by_backend": measured}
+    return StationBackend(best[0], best[1], choice, best[2])
+
+
+def inference_workers_for(config: StationConfig, kind: str) -> int:
+    """The configured number, or by default 2 for ONNX Runtime on a CPU (its sessions run batches
+    side by side) and 1 for torch and TensorRT."""
+    if config.batching.inference_workers is not None:
+        return config.batching.inference_workers
+    return CPU_INFERENCE_WORKERS if kind == BackendKind.ONNXRUNTIME and config.backend.device == "cpu" else 1
+
+
+def model_threads_for(config: StationConfig, kind: str, workers: int) -> int | None:
+    """The configured model threads, or with several ONNX Runtime workers an equal share of the cores
+    each (more would only queue behind one another); None leaves the runtime its own default."""
+    if config.backend.threads is not None or workers == 1 or kind != BackendKind.ONNXRUNTIME:
+        return config.backend.threads
+    return max(1, len(os.sched_getaffinity(0)) // workers)
 
 
 def station_backend_candidates(kind: str, precision: str, device: str, bundle: Bundle) -> list[tuple[str, str]]:
@@ -259,17 +289,28 @@ def _overridden(bundle: Bundle, precision: str) -> bool:
     return bool(bundle.meta.parity.get(f"tensorrt_{precision}", {}).get("overridden", False))
 
 
-def measure_raw_fps(backend: Backend, bundle: Bundle, batch_size: int, seconds: float = RAW_FPS_SECONDS) -> float:
-    """The backend alone on already-prepared frames at the station's batch size: the ceiling."""
+def measure_raw_fps(backend: Backend, bundle: Bundle, batch_size: int, seconds: float = RAW_FPS_SECONDS,
+                    streams: int = 1) -> float:
+    """The backend alone on already-prepared frames at the station's batch size, from `streams` threads
+    at once (the station's inference workers): the ceiling."""
     spec = bundle.meta.input
     frame = np.random.default_rng(0).integers(0, 256, (spec.size_px, spec.size_px, 3), dtype=np.uint8)
     batch = to_model_input(np.stack([prepare(frame, spec)] * batch_size), spec)
     backend.infer(batch)  # warm-up
-    images, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        backend.infer(batch)
-        images += batch_size
-    return images / (time.perf_counter() - started)
+    images = [0] * streams
+    started = time.perf_counter()
+
+    def infer_until_time_is_up(stream: int) -> None:
+        while time.perf_counter() - started < seconds:
+            backend.infer(batch)
+            images[stream] += batch_size
+
+    threads = [threading.Thread(target=infer_until_time_is_up, args=(n,), name=f"raw-{n + 1}") for n in range(streams)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(images) / (time.perf_counter() - started)
 
 
 def build_source(config: StationConfig, frames: int | None, progress: bool) -> FrameSource:

@@ -3,10 +3,12 @@ and (where named) a real Modbus TCP server on loopback."""
 
 import gc
 import json
+import os
 import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -170,6 +172,7 @@ def test_unwritable_archive_refuses_to_start(tiny_bundle, tmp_path):
         ({"source": {"kind": "webcam"}}, "source"),
         ({"batching": {"max_batch": 0}}, "max_batch"),
         ({"gate": {"transport_delay_ms": "soon"}}, "transport_delay_ms"),
+        ({"backend": {"kind": "torch"}, "batching": {"inference_workers": 2}}, "inference_workers 2 needs backend.kind onnxruntime"),
     ],
 )
 def test_bad_config_is_one_line_exit_2(tiny_bundle, tmp_path, sections, needle):
@@ -330,3 +333,70 @@ def test_a_station_that_fails_after_its_archive_started_stops_the_archive_writer
     with pytest.raises(RuntimeError, match="could not be built"):
         run_station(tiny_line(tiny_bundle, archive={"path": tmp_path / "archive"}), RunLimits(frames=5), progress=False)
     assert not [t for t in threading.enumerate() if t.name == "archive-writer"]
+
+
+class ConcurrentCalls:
+    """Wraps OnnxRuntimeBackend.infer to note, per kind of calling thread, the most calls at once."""
+
+    def __init__(self, monkeypatch) -> None:
+        from inspection.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+        self.most: dict[str, int] = {}
+        self._now: dict[str, int] = {}
+        self._lock = threading.Lock()
+        original = OnnxRuntimeBackend.infer
+
+        def infer(backend, batch):
+            kind = threading.current_thread().name.rsplit("-", 1)[0]  # "inference", "raw" (or the warm-up's)
+            with self._lock:
+                self._now[kind] = self._now.get(kind, 0) + 1
+                self.most[kind] = max(self.most.get(kind, 0), self._now[kind])
+            try:
+                time.sleep(0.003)  # long enough for the other worker's call to begin meanwhile
+                return original(backend, batch)
+            finally:
+                with self._lock:
+                    self._now[kind] -= 1
+
+        monkeypatch.setattr(OnnxRuntimeBackend, "infer", infer)
+
+
+@pytest.mark.parametrize("configured, expected_workers", [(None, 2), (1, 1)])
+def test_onnxruntime_inference_workers_run_batches_side_by_side(tiny_bundle, monkeypatch, configured, expected_workers):
+    calls = ConcurrentCalls(monkeypatch)
+    summary = run_station(tiny_line(tiny_bundle, batching={"inference_workers": configured, "max_batch": 2}),
+                          RunLimits(frames=300), progress=False)
+    assert summary["frames"] == 300 == summary["passed"] + summary["rejected"] + summary["uncertain"] + summary["fault"]
+    assert summary["fault"] == 0 and summary["inference_workers"] == expected_workers
+    # The run's workers overlapped, and the raw figure was measured the same way.
+    assert (calls.most["inference"], calls.most["raw"]) == (expected_workers, expected_workers)
+    if configured is None:  # each of the 2 default workers gets its share of the cores
+        assert f", {max(1, len(os.sched_getaffinity(0)) // 2)} threads" in summary["backend"]
+
+
+def test_unpaced_replay_reads_ahead_at_most_two_batches_of_undecided_items(tiny_bundle, monkeypatch):
+    # More would only wait in a queue: latency that, past the gate's transport delay, faults items.
+    from station.sources.synthetic_line import SyntheticLineSource
+
+    ConcurrentCalls(monkeypatch)  # slows each batch down, so the camera side runs ahead if it may
+    counts = {"read": 0, "decided": 0, "most_undecided": 0}
+    original_read, original_resolve = SyntheticLineSource.read, StationPipeline._resolve
+
+    def read(source):
+        frame = original_read(source)
+        counts["read"] += 1
+        counts["most_undecided"] = max(counts["most_undecided"], counts["read"] - counts["decided"])
+        return frame
+
+    lock = threading.Lock()
+
+    def resolve(pipeline, *args):
+        with lock:  # two inference workers decide; counted before the item's slot is freed
+            counts["decided"] += 1
+        original_resolve(pipeline, *args)
+
+    monkeypatch.setattr(SyntheticLineSource, "read", read)
+    monkeypatch.setattr(StationPipeline, "_resolve", resolve)
+    summary = run_station(tiny_line(tiny_bundle, batching={"max_batch": 3}), RunLimits(frames=120), progress=False)
+    assert summary["frames"] == 120 == summary["passed"] + summary["rejected"] + summary["uncertain"] + summary["fault"]
+    assert summary["inference_workers"] == 2 and counts["most_undecided"] == 2 * 3

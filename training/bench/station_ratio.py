@@ -22,5 +22,6 @@ def measure_station(bundle: Path, backend: str, device: str, precision: str, max
         "throughput_fps": summary["throughput_fps"], "backend_raw_fps": summary["backend_raw_fps"],
         "throughput_vs_raw": summary["throughput_vs_raw"], "latency_ms": summary["latency_ms"],
         "mean_batch_size": summary.get("mean_batch_size"), "prepare_threads": prepare_threads,
+        "inference_workers": summary["inference_workers"],
         "description": summary["backend"],
     }
