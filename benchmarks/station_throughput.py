@@ -11,7 +11,8 @@ Runs of the synthetic line (640x480 camera-like frames from memory, 2% defects):
 The archive writes one lossless 640x480 PNG per exception (about 20/s on 2 cores), so a model that
 rejects much more than the line's defect rate makes run 2 archive-bound. `--product` sets the line's
 product (default `mixed`); a bundle trained on one product belongs on a line of that product.
-`--threads` sets the station's model threads (default: unset, ONNX Runtime's own, every core).
+`--threads` sets the station's model threads per inference worker, `--workers` its inference workers
+(default: unset, the station's own: 2 workers with an equal share of the cores each).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 from inspection.backends import open_backend
 from inspection.bundle import load_bundle
 from station.config import StationConfig
-from station.runner import RunLimits, measure_raw_fps, run_station
+from station.runner import RunLimits, measure_raw_fps, model_threads_for, run_station
 from training.versions import library_versions, machine_description
 from inspection.cli import run_guarded
 from inspection.errors import ConfigError
@@ -38,10 +39,11 @@ KEYS = ("frames", "passed", "rejected", "uncertain", "fault", "late", "archived"
 
 
 def run(bundle: Path, frames: int, rate_hz: float | None, archive: Path | None, product: str = "mixed",
-        threads: int | None = None) -> dict:
+        threads: int | None = None, workers: int | None = None) -> dict:
     config = StationConfig.model_validate({
         "bundle": bundle,
         "backend": {"kind": "onnxruntime", "threads": threads},
+        "batching": {"inference_workers": workers},
         "source": {"kind": "synthetic", "rate_hz": rate_hz, "defect_rate": 0.02, "seed": 11, "product": product},
         "archive": {"path": archive},
     })
@@ -52,25 +54,33 @@ def run(bundle: Path, frames: int, rate_hz: float | None, archive: Path | None, 
     # The station's own setting is measured again after the run: the station measured it just before,
     # and their mean cancels a drift of the machine's speed across the run (the ratio is on that mean).
     loaded = load_bundle(bundle)
+    # And one 1-thread stream per core, side by side (the fastest here since the tenth session).
     all_cores = len(os.sched_getaffinity(0))
-    for key, model_threads, spin_wait in (("backend_raw_fps_after", threads, False), ("backend_raw_fps_all_cores", all_cores, False),
-                                          ("backend_raw_fps_spin_wait", all_cores, True)):
+    workers = summary["inference_workers"]
+    station_threads = model_threads_for(config, "onnxruntime", workers)
+    for key, model_threads, spin_wait, streams in (("backend_raw_fps_after", station_threads, False, workers),
+                                                   ("backend_raw_fps_all_cores", all_cores, False, 1),
+                                                   ("backend_raw_fps_spin_wait", all_cores, True, 1),
+                                                   ("backend_raw_fps_one_stream_per_core", 1, False, all_cores)):
         backend = open_backend("onnxruntime", loaded, threads=model_threads, spin_wait=spin_wait)
-        result[key] = measure_raw_fps(backend, loaded, config.batching.max_batch)
+        result[key] = measure_raw_fps(backend, loaded, config.batching.max_batch, streams=streams)
         backend.close()
+    result["inference_workers"] = workers
     result["backend_raw_fps_bracketed"] = (result["backend_raw_fps"] + result["backend_raw_fps_after"]) / 2
     result["throughput_vs_raw_bracketed"] = result["throughput_fps"] / result["backend_raw_fps_bracketed"]
-    best_raw = max(result["backend_raw_fps_bracketed"], result["backend_raw_fps_all_cores"], result["backend_raw_fps_spin_wait"])
+    best_raw = max(result["backend_raw_fps_bracketed"], result["backend_raw_fps_all_cores"], result["backend_raw_fps_spin_wait"],
+                   result["backend_raw_fps_one_stream_per_core"])
     result["throughput_vs_best_raw"] = result["throughput_fps"] / best_raw
     return result
 
 
-def rounds_of(bundle: Path, frames: int, rounds: int, product: str, threads: int | None) -> dict:
+def rounds_of(bundle: Path, frames: int, rounds: int, product: str, threads: int | None, workers: int | None) -> dict:
     """The unpaced run `rounds` times; each round's ratios use that round's own raw figures."""
-    runs = [run(bundle, frames, None, None, product, threads) for _ in range(rounds)]
+    runs = [run(bundle, frames, None, None, product, threads, workers) for _ in range(rounds)]
     medians = {key: statistics.median(r[key] for r in runs)
                for key in ("throughput_fps", "backend_raw_fps", "backend_raw_fps_after", "backend_raw_fps_bracketed",
-                           "backend_raw_fps_all_cores", "backend_raw_fps_spin_wait", "throughput_vs_raw",
+                           "backend_raw_fps_all_cores", "backend_raw_fps_spin_wait", "backend_raw_fps_one_stream_per_core",
+                           "throughput_vs_raw",
                            "throughput_vs_raw_bracketed", "throughput_vs_best_raw")}
     return {"median": medians, "rounds": runs}
 
@@ -82,16 +92,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="repeats of the unpaced run without archive")
     parser.add_argument("--product", default="mixed")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=None, help="the station's inference workers (default: its own)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/station_cpu.json"))
     args = parser.parse_args()
     if args.frames < 1 or args.rounds < 1:
         raise ConfigError(f"--frames {args.frames} and --rounds {args.rounds} must both be at least 1")
     with tempfile.TemporaryDirectory() as tmp:
-        unpaced = rounds_of(args.bundle, args.frames, args.rounds, args.product, args.threads)
-        archived = run(args.bundle, args.frames // 5, None, Path(tmp) / "a", args.product, args.threads)
-        paced = run(args.bundle, min(args.frames, 1500), 100.0, Path(tmp) / "b", args.product, args.threads)
+        unpaced = rounds_of(args.bundle, args.frames, args.rounds, args.product, args.threads, args.workers)
+        archived = run(args.bundle, args.frames // 5, None, Path(tmp) / "a", args.product, args.threads, args.workers)
+        paced = run(args.bundle, min(args.frames, 1500), 100.0, Path(tmp) / "b", args.product, args.threads, args.workers)
     result = {"machine": machine_description(), "versions": library_versions(), "bundle": str(args.bundle),
-              "product": args.product, "threads": args.threads,
+              "product": args.product, "threads": args.threads, "workers": args.workers,
               "unpaced_no_archive": unpaced, "unpaced_with_archive": archived, "paced_100hz_with_archive": paced}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
