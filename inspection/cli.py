@@ -570,7 +570,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-sizes", type=_positive_ints, default=(1, 8, 64))
     p.add_argument("--budget-s", type=_positive_float, default=120.0, help="seconds for the backend matrix, shared by its rows")
     p.add_argument("--image-size", type=_positive_int, default=224)
-    p.add_argument("--threads", type=_positive_int, help="CPU threads for the backends (default: the runtime's own)")
+    p.add_argument("--threads", type=_positive_int, help="CPU threads for the backends (default: the runtime's own; "
+                   "in the station rows, per inference worker)")
     p.add_argument("--station-frames", type=_positive_int, default=3000)
     p.add_argument("--no-training", action="store_true", help="skip the training-throughput rows")
     p.add_argument("--cache", type=Path, default=Path("runs/bench"), help="where benchmark bundles are kept")
