@@ -57,7 +57,7 @@ def run(bundle: Path, frames: int, rate_hz: float | None, archive: Path | None, 
     # And one 1-thread stream per core, side by side (the fastest here since the tenth session).
     all_cores = len(os.sched_getaffinity(0))
     workers = summary["inference_workers"]
-    station_threads = model_threads_for(config, "onnxruntime", workers)
+    station_threads = model_threads_for(config, workers)
     for key, model_threads, spin_wait, streams in (("backend_raw_fps_after", station_threads, False, workers),
                                                    ("backend_raw_fps_all_cores", all_cores, False, 1),
                                                    ("backend_raw_fps_spin_wait", all_cores, True, 1),

@@ -107,12 +107,11 @@ class StationPipeline:
         self._bundle, self._backend, self._source, self._archive, self._settings = bundle, backend, source, archive, settings
         self._spec, self._policy = bundle.meta.input, bundle.meta.policy
         self._good = set(bundle.meta.good_classes)
+        self._queue: queue.Queue = queue.Queue(maxsize=settings.queue_size)
         # Unpaced replay keeps one batch waiting while one is inferred: that keeps the backend busy,
         # and more would only add latency (and, past the gate's transport delay, late faults). So it
         # reads the next item only while fewer than two batches' worth are undecided, however many
         # inference workers share them (a second worker's batch would otherwise add a third).
-        depth = settings.queue_size if source.paced else settings.max_batch
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._undecided_slots = None if source.paced else threading.BoundedSemaphore(2 * settings.max_batch)
         self._in_flight: dict[int, _InFlight] = {}
         self._lock = threading.Lock()

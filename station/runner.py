@@ -236,7 +236,7 @@ def open_station_backend(config: StationConfig, bundle: Bundle) -> StationBacken
         try:
             # Fixed-batch runtimes size their buffers; ONNX Runtime's threads share the cores with capture.
             options = {"spin_wait": settings.spin_wait} if kind == BackendKind.ONNXRUNTIME else {"max_batch": batch}
-            backend = open_backend(kind, bundle, device=settings.device, threads=model_threads_for(config, kind, workers),
+            backend = open_backend(kind, bundle, device=settings.device, threads=model_threads_for(config, workers),
                                    precision=precision, **options)
         except (BackendError, BackendUnavailableError):
             if not choosing:
@@ -264,10 +264,11 @@ def inference_workers_for(config: StationConfig, kind: str) -> int:
     return CPU_INFERENCE_WORKERS if kind == BackendKind.ONNXRUNTIME and config.backend.device == "cpu" else 1
 
 
-def model_threads_for(config: StationConfig, kind: str, workers: int) -> int | None:
-    """The configured model threads, or with several ONNX Runtime workers an equal share of the cores
-    each (more would only queue behind one another); None leaves the runtime its own default."""
-    if config.backend.threads is not None or workers == 1 or kind != BackendKind.ONNXRUNTIME:
+def model_threads_for(config: StationConfig, workers: int) -> int | None:
+    """The configured model threads, or with several workers (ONNX Runtime only, see
+    inference_workers_for) an equal share of the cores each (more would only queue behind one
+    another); None leaves the runtime its own default."""
+    if config.backend.threads is not None or workers == 1:
         return config.backend.threads
     return max(1, len(os.sched_getaffinity(0)) // workers)
 
