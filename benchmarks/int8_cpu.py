@@ -5,8 +5,11 @@
 
 For resnet18 and mobilenet_v3_small at 224 px (untrained weights: speed does not depend on their
 values; the parity gate needs a trained model and is measured by `inspection export`): images/s at
-batch 1 and 8 with 2 threads for fp32 and three quantization variants (medians of 3 alternating rounds), and an ONNX Runtime profile
-(time per operator type) of fp32 and int8 mobilenet_v3_small.
+batch 1 and 8 with 2 threads for fp32 and three quantization variants, each run as the ONNX Runtime
+backend runs it (wide convolutions routed to the int8 GEMM, inspection/backends/int8_conv_kernels.py),
+plus the first variant as stored (medians of 3 alternating rounds); per int8 convolution of resnet18,
+its time on each kernel; and an ONNX Runtime profile (time per operator type) of fp32 and int8
+mobilenet_v3_small.
 
 With `--bundle`, a trained bundle that `inspection export --precision int8` has given its
 `model.int8.onnx`: its own fp32 and int8 files at its own input size, the same rounds, and the int8
@@ -24,8 +27,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 
+from inspection.backends.int8_conv_kernels import MIN_GEMM_KERNEL_DIM, route_wide_convolutions_to_gemm
 from inspection.preprocess import prepare
 from inspection.synthetic.render import CLASSES, render_item
 from training.bench.bundles import untrained_bundle
@@ -42,6 +47,27 @@ VARIANTS = {
     "per_tensor": {"per_channel": False},
     "per_channel, convolutions only (its second choice)": {"op_types_to_quantize": QUANTIZATION_SCOPES[1].op_types},
 }
+# Every int8 row runs its file as the ONNX Runtime backend does (wide convolutions routed to the int8
+# GEMM) except this one, the export's first choice as stored: every convolution on the direct kernel.
+AS_STORED = "per_channel, every operator, as stored (no convolution routed to the GEMM)"
+
+
+def routed_copy(int8_file: Path, out: Path) -> Path:
+    """`int8_file` as the ONNX Runtime CPU backend runs it, written to `out`."""
+    model = onnx.load(str(int8_file))
+    route_wide_convolutions_to_gemm(model)
+    onnx.save(model, str(out))
+    return out
+
+
+def routing_check(stored: Path, routed: Path, images: np.ndarray) -> dict:
+    """The routing must not change a result: the largest probability difference between the two forms."""
+    model = onnx.load(str(stored))
+    difference = max(float(np.abs(session(routed).run(None, {"images": images[i:i + 8]})[0]
+                                  - session(stored).run(None, {"images": images[i:i + 8]})[0]).max())
+                     for i in range(0, len(images), 8))
+    return {"convolutions_routed": route_wide_convolutions_to_gemm(model), "images": len(images),
+            "max_abs_probability_difference": difference}
 
 
 def session(path: Path, profile: bool = False) -> ort.InferenceSession:
@@ -93,24 +119,66 @@ def trained_bundle(bundle_path: Path, rounds: int) -> dict:
         raise BundleError(f"{bundle_path} has no int8 model. Run `inspection export {bundle_path} --precision int8 --calib DATA` first.")
     spec = bundle.meta.input
     images = np.stack([prepare(render_item(5, i, CLASSES[i % 7], 320, 240).image, spec) for i in range(32)])
-    return {"bundle": str(bundle_path), "architecture": bundle.meta.architecture, "input_px": spec.size_px,
-            "int8_gate": bundle.meta.int8.model_dump(mode="json"),
-            "speed": speed_rows({"fp32": bundle.onnx_path, "int8": int8_file}, images, rounds)}
+    with tempfile.TemporaryDirectory() as tmp:
+        routed = routed_copy(int8_file, Path(tmp) / "routed.onnx")
+        files = {"fp32": bundle.onnx_path, "int8": routed, "int8, as stored (no convolution routed to the GEMM)": int8_file}
+        return {"bundle": str(bundle_path), "architecture": bundle.meta.architecture, "input_px": spec.size_px,
+                "int8_gate": bundle.meta.int8.model_dump(mode="json"), "routed_vs_stored": routing_check(int8_file, routed, images),
+                "speed": speed_rows(files, images, rounds)}
 
 
-def op_profile(path: Path, runs: int = 100) -> dict[str, float]:
+def node_times(path: Path, batch: int = 1, runs: int = 100) -> dict[str, tuple[str, float]]:
+    """ONNX Runtime's profile of `runs` calls on a batch of zero frames: node -> (operator, ms per call)."""
     s = session(path, profile=True)
-    frame = np.zeros((1, 224, 224, 3), np.uint8)
+    frames = np.zeros((batch, 224, 224, 3), np.uint8)
+    s.run(None, {"images": frames})
     for _ in range(runs):
-        s.run(None, {"images": frame})
+        s.run(None, {"images": frames})
     profile_file = Path(s.end_profiling())
     trace = json.loads(profile_file.read_text())
     profile_file.unlink()
-    per_op: collections.Counter = collections.Counter()
+    times: dict[str, tuple[str, float]] = {}
     for event in trace:
         if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
-            per_op[event["args"]["op_name"]] += event["dur"] / runs / 1000.0
+            node = event["name"].removesuffix("_kernel_time")
+            op, ms = times.get(node, (event["args"]["op_name"], 0.0))
+            times[node] = (op, ms + event["dur"] / (runs + 1) / 1000.0)
+    return times
+
+
+def op_profile(path: Path) -> dict[str, float]:
+    per_op: collections.Counter = collections.Counter()
+    for op, ms in node_times(path).values():
+        per_op[op] += ms
     return {op: round(ms, 3) for op, ms in per_op.most_common(12)}
+
+
+def conv_kernel_profile(stored: Path) -> list[dict]:
+    """Per int8 convolution: its kernel_dim and ms per call on the direct kernel (the file as stored)
+    and on the GEMM (every convolution routed), at batch 1 and 8. What MIN_GEMM_KERNEL_DIM is set from."""
+    everything = Path(tempfile.mkdtemp()) / "all-routed.onnx"
+    model = onnx.load(str(stored))
+    route_wide_convolutions_to_gemm(model, min_kernel_dim=1)
+    onnx.save(model, str(everything))
+    constants = {t.name: t for t in model.graph.initializer}
+    kernel_dims = {}
+    for node in model.graph.node:
+        if node.op_type == "DequantizeLinear" and node.input[0] in constants and len(constants[node.input[0]].dims) == 4:
+            kernel_dims[node.output[0]] = int(np.prod(constants[node.input[0]].dims[1:]))
+    conv_dims = {node.name: kernel_dims[node.input[1]] for node in model.graph.node
+                 if node.op_type == "Conv" and node.input[1] in kernel_dims}
+    rows = {}
+    for batch in BATCHES:
+        for label, path in (("direct", stored), ("gemm", everything)):
+            for node, (op, ms) in node_times(path, batch, runs=30).items():
+                if op == "QLinearConv":
+                    conv = max((name for name in conv_dims if node.startswith(name)), key=len, default=None)
+                    row = rows.setdefault(node.split("_token")[0], {"kernel_dim": conv_dims.get(conv)})
+                    row[f"{label}_ms_batch_{batch}"] = round(ms, 3)
+    everything.unlink()
+    everything.parent.rmdir()
+    return [{"conv": name, **row, "routed": row["kernel_dim"] is not None and row["kernel_dim"] >= MIN_GEMM_KERNEL_DIM}
+            for name, row in rows.items()]
 
 
 def main() -> None:
@@ -136,9 +204,15 @@ def main() -> None:
             images = np.stack([prepare(render_item(5, i, CLASSES[i % 7], 320, 240).image, load_spec(bundle)) for i in range(32)])
             files = {"fp32": bundle / "model.onnx"}
             for name, options in VARIANTS.items():
-                files[name] = tmp / f"{model}-{len(files)}.onnx"
-                quantize_qdq(bundle / "model.onnx", files[name], images, **options)
+                stored = tmp / f"{model}-{len(files)}-stored.onnx"
+                quantize_qdq(bundle / "model.onnx", stored, images, **options)
+                files[name] = routed_copy(stored, tmp / f"{model}-{len(files)}.onnx")
+                if name == next(iter(VARIANTS)):
+                    files[AS_STORED] = stored
             rows = speed_rows(files, images, args.rounds)
+            result.setdefault("routed_vs_stored", {})[model] = routing_check(files[AS_STORED], files[next(iter(VARIANTS))], images)
+            if model == "resnet18":
+                result["resnet18_int8_convolution_kernels_ms"] = conv_kernel_profile(files[AS_STORED])
             if model == "mobilenet_v3_small":
                 result["mobilenet_v3_small_profile_ms_per_image"] = {"fp32": op_profile(files["fp32"]),
                                                                       "int8": op_profile(files[next(iter(VARIANTS))])}

@@ -1,7 +1,8 @@
 """ONNX Runtime backend (CPU; CUDA execution provider when asked and present).
 
 precision fp32 runs model.onnx; int8 runs the bundle's Q/DQ model.int8.onnx (`inspection export
---precision int8`). A precision the bundle lacks is an error, never a silent fp32.
+--precision int8`), on the CPU with its wide convolutions routed to the int8 GEMM kernel
+(int8_conv_kernels.py; the same arithmetic). A precision the bundle lacks is an error, never a silent fp32.
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 from inspection.backends.base import BackendKind, softmax
+from inspection.backends.int8_conv_kernels import route_wide_convolutions_to_gemm
 from inspection.bundle import Bundle, OutputKind
 from inspection.errors import BackendError, BackendUnavailableError, BundleError, first_line
 
@@ -38,9 +41,15 @@ class OnnxRuntimeBackend:
         # ONNX Runtime's worker threads spin between calls by default: fastest alone, but at a station
         # they take the cores that capture and the reject gate need (spin_wait=False there).
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin_wait else "0")
+        routed = ""
         try:
-            self._session = ort.InferenceSession(str(model_path), options, providers=providers[device])
-        except Exception as exc:  # onnxruntime raises its own untyped errors
+            model: str | bytes = str(model_path)
+            if precision == "int8" and device == "cpu":
+                proto = onnx.load(str(model_path))
+                routed = f", {route_wide_convolutions_to_gemm(proto)} wide convolutions on the int8 GEMM"
+                model = proto.SerializeToString()
+            self._session = ort.InferenceSession(model, options, providers=providers[device])
+        except Exception as exc:  # onnxruntime and onnx raise their own untyped errors
             raise BackendError(f"onnxruntime cannot load {model_path}: {first_line(exc)}. Re-export the bundle.") from None
         self._input_name = self._session.get_inputs()[0].name
         _check_io_matches_bundle(self._session, bundle, model_path)
@@ -50,7 +59,7 @@ class OnnxRuntimeBackend:
         self._apply_softmax = bundle.meta.output_kind == OutputKind.LOGITS
         provider = self._session.get_providers()[0]
         spinning = "" if spin_wait else ", no spin-wait"
-        self.description = f"onnxruntime {ort.__version__} {provider} {precision}, {threads or 'default'} threads{spinning}"
+        self.description = f"onnxruntime {ort.__version__} {provider} {precision}{routed}, {threads or 'default'} threads{spinning}"
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         try:
