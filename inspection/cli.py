@@ -334,19 +334,36 @@ def cmd_station_run(args: argparse.Namespace) -> int:
         print(f"warning: {len(recovered)} items of lot {summary['recovered_in_flight']['lot']} (sequences {recovered[0]}.."
               f"{recovered[-1]}) had no record when the station last stopped; archived as faults, treat them as "
               "rejected and review the deviation", file=sys.stderr)
-    if summary["audit_verified"] is False:
-        print(f"error: the archive failed its audit check after this run: {summary['audit_first_bad']}. Quarantine it and "
-              f"open a deviation (`inspection audit verify {config.archive.path}` names every problem).", file=sys.stderr)
-    if summary.get("archive_failure"):
-        # The line was stopped for it: say so in one line, and fail the run (items lack their record).
-        print(f"error: {summary['unarchived']} items have no archive record: {summary['archive_failure']}", file=sys.stderr)
-    unsignalled = summary["gate"]["publish_failures"]
-    if unsignalled:
-        # The station recorded them as faults, but the line never got their answer: the run did not go well.
-        print(f"error: {unsignalled} items were not signalled to the PLC (recorded as faults): treat them as rejected and "
-              "check the PLC connection; the alarms in the summary say when.", file=sys.stderr)
-    ok = summary["balanced"] and summary["audit_verified"] is not False and not summary["unarchived"] and not unsignalled
+    errors = station_run_errors(summary, config.archive.path)
+    for message in errors:
+        print(f"error: {message}", file=sys.stderr)
+    ok = summary["balanced"] and not errors
     return 0 if ok else 1
+
+
+def station_run_errors(summary: dict, archive_path: Path | None) -> list[str]:
+    """What went wrong in a finished run, one message each; any of them fails the run (exit 1).
+    Every item still has its record and outcome; these say which outcomes the line could not act on."""
+    errors = []
+    if summary["audit_verified"] is False:
+        errors.append(f"the archive failed its audit check after this run: {summary['audit_first_bad']}. Quarantine it and "
+                      f"open a deviation (`inspection audit verify {archive_path}` names every problem).")
+    if summary.get("archive_failure"):
+        # The line was stopped for it: items lack their record.
+        errors.append(f"{summary['unarchived']} items have no archive record: {summary['archive_failure']}")
+    elif summary["unarchived"]:
+        errors.append(f"{summary['unarchived']} items have no archive record; the next start records them as faults.")
+    gate = summary["gate"]
+    if gate["publish_failures"]:
+        # The station recorded them as faults, but the line never got their answer.
+        errors.append(f"{gate['publish_failures']} items were not signalled to the PLC (recorded as faults): treat them as "
+                      "rejected and check the PLC connection; the alarms in the summary say when.")
+    if gate["missed_gate"]:
+        # Recorded as faults too, but they went past the reject gate unsignalled: a reject among them was not removed.
+        errors.append(f"{gate['missed_gate']} items passed the reject gate before their result could fire (recorded as "
+                      "faults): segregate the product that passed the gate then (the missed_gate alarms name the items) "
+                      "and check what delayed the station.")
+    return errors
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
