@@ -62,11 +62,11 @@ def routed_copy(int8_file: Path, out: Path) -> Path:
 
 def routing_check(stored: Path, routed: Path, images: np.ndarray) -> dict:
     """The routing must not change a result: the largest probability difference between the two forms."""
-    model = onnx.load(str(stored))
-    difference = max(float(np.abs(session(routed).run(None, {"images": images[i:i + 8]})[0]
-                                  - session(stored).run(None, {"images": images[i:i + 8]})[0]).max())
+    routed_session, stored_session = session(routed), session(stored)
+    difference = max(float(np.abs(routed_session.run(None, {"images": images[i:i + 8]})[0]
+                                  - stored_session.run(None, {"images": images[i:i + 8]})[0]).max())
                      for i in range(0, len(images), 8))
-    return {"convolutions_routed": route_wide_convolutions_to_gemm(model), "images": len(images),
+    return {"convolutions_routed": route_wide_convolutions_to_gemm(onnx.load(str(stored))), "images": len(images),
             "max_abs_probability_difference": difference}
 
 
@@ -156,7 +156,7 @@ def op_profile(path: Path) -> dict[str, float]:
 def conv_kernel_profile(stored: Path) -> list[dict]:
     """Per int8 convolution: its kernel_dim and ms per call on the direct kernel (the file as stored)
     and on the GEMM (every convolution routed), at batch 1 and 8. What MIN_GEMM_KERNEL_DIM is set from."""
-    everything = Path(tempfile.mkdtemp()) / "all-routed.onnx"
+    everything = stored.with_name(f"{stored.stem}-all-routed.onnx")  # in the caller's temporary folder
     model = onnx.load(str(stored))
     route_wide_convolutions_to_gemm(model, min_kernel_dim=1)
     onnx.save(model, str(everything))
@@ -176,7 +176,6 @@ def conv_kernel_profile(stored: Path) -> list[dict]:
                     row = rows.setdefault(node.split("_token")[0], {"kernel_dim": conv_dims.get(conv)})
                     row[f"{label}_ms_batch_{batch}"] = round(ms, 3)
     everything.unlink()
-    everything.parent.rmdir()
     return [{"conv": name, **row, "routed": row["kernel_dim"] is not None and row["kernel_dim"] >= MIN_GEMM_KERNEL_DIM}
             for name, row in rows.items()]
 
