@@ -52,10 +52,10 @@ VARIANTS = {
 AS_STORED = "per_channel, every operator, as stored (no convolution routed to the GEMM)"
 
 
-def routed_copy(int8_file: Path, out: Path) -> Path:
-    """`int8_file` as the ONNX Runtime CPU backend runs it, written to `out`."""
+def routed_copy(int8_file: Path, out: Path, min_kernel_dim: int = MIN_GEMM_KERNEL_DIM) -> Path:
+    """`int8_file` as the ONNX Runtime CPU backend runs it (or with another threshold), written to `out`."""
     model = onnx.load(str(int8_file))
-    route_wide_convolutions_to_gemm(model)
+    route_wide_convolutions_to_gemm(model, min_kernel_dim)
     onnx.save(model, str(out))
     return out
 
@@ -156,10 +156,8 @@ def op_profile(path: Path) -> dict[str, float]:
 def conv_kernel_profile(stored: Path) -> list[dict]:
     """Per int8 convolution: its kernel_dim and ms per call on the direct kernel (the file as stored)
     and on the GEMM (every convolution routed), at batch 1 and 8. What MIN_GEMM_KERNEL_DIM is set from."""
-    everything = stored.with_name(f"{stored.stem}-all-routed.onnx")  # in the caller's temporary folder
+    everything = routed_copy(stored, stored.with_name(f"{stored.stem}-all-routed.onnx"), min_kernel_dim=1)
     model = onnx.load(str(stored))
-    route_wide_convolutions_to_gemm(model, min_kernel_dim=1)
-    onnx.save(model, str(everything))
     constants = {t.name: t for t in model.graph.initializer}
     kernel_dims = {}
     for node in model.graph.node:
