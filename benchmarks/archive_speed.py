@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from station.archive import Archive, ArchiveWriter, ItemRecord, utc_now_iso  # noqa: E402
 from inspection.cli import run_guarded  # noqa: E402
+from training.bench.result_file import write_result  # noqa: E402
 
 MAX_BATCH = 64  # the writer default
 SIZES = {"no_image": None, "rgb_224x224": (224, 224), "rgb_640x480": (480, 640)}
@@ -151,7 +152,7 @@ def main() -> None:
     print(text)
     out = REPO / "benchmarks" / "results" / "archive_speed.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text + "\n", encoding="utf-8")
+    write_result(out, payload)
 
 
 if __name__ == "__main__":

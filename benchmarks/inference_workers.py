@@ -26,6 +26,7 @@ import yaml
 
 from inspection.cli import run_guarded
 from training.versions import library_versions, machine_description
+from training.bench.result_file import write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {
@@ -84,7 +85,7 @@ def main() -> None:
     result = {"machine": machine_description(), "versions": library_versions(), "frames": args.frames, "rounds": args.rounds,
               "product": args.product, "summary": summary, "runs": runs}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print(json.dumps(summary, indent=2))
 
 

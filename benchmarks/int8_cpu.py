@@ -38,6 +38,7 @@ from training.quantize import QUANTIZATION_SCOPES, quantize_qdq
 from training.versions import library_versions, machine_description
 from inspection.cli import run_guarded
 from inspection.errors import ConfigError
+from training.bench.result_file import write_result
 
 SECONDS = 2.0
 ROUNDS = 3
@@ -190,7 +191,7 @@ def main() -> None:
               "seconds_per_measurement": SECONDS}
     if args.bundle is not None:
         result.update(trained_bundle(args.bundle, args.rounds))
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        write_result(args.out, result)
         print(json.dumps({"int8_gate": result["int8_gate"], "speed": result["speed"]}, indent=1))
         return
     result["models"] = {}
@@ -214,7 +215,7 @@ def main() -> None:
                 result["mobilenet_v3_small_profile_ms_per_image"] = {"fp32": op_profile(files["fp32"]),
                                                                       "int8": op_profile(files[next(iter(VARIANTS))])}
             result["models"][model] = rows
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print(json.dumps(result["models"], indent=1))
 
 

@@ -49,6 +49,7 @@ import cv2
 import numpy as np
 
 from inspection.cli import run_guarded
+from training.bench.result_file import write_result
 
 RESULT_PATH = Path(__file__).parent / "results" / "label_speed.json"
 PASSWORD = "benchmark-pass"
@@ -284,7 +285,7 @@ def main() -> None:
                          "shared": "other engineers' jobs run on the same CPU", "browser": "Debian chromium, headless"}  # fmt: skip
     print(json.dumps(result))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from training.recipe import TrainRecipe  # noqa: E402
 from training.trainer import LabeledImages, predict_probabilities, train_classifier  # noqa: E402
 from training.versions import library_versions, machine_description  # noqa: E402
 from inspection.cli import run_guarded  # noqa: E402
+from training.bench.result_file import write_result  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "pill_defects"
 
@@ -57,7 +58,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as checkpoints:
             result = train_classifier(train, no_validation, list(index.classes), spec, recipe, Path(checkpoints),
                                       "pill-logo", progress=False)
-        predicted = predict_probabilities(result.classifier, images[held_out]).argmax(1)
+        predicted = predict_probabilities(result.classifier, images[held_out], recipe.orientation_average).argmax(1)
         true_label = index.classes[int(labels[held_out][0])]
         fold = {"group": group, "label": true_label, "images": int(held_out.sum()),
                 "accuracy": round(float((predicted == labels[held_out]).mean()), 4),
@@ -76,7 +77,7 @@ def main() -> None:
         "folds": folds,
         "seconds": round(time.perf_counter() - started, 1),
     }
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print(json.dumps(result, indent=2))
 
 

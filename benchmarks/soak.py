@@ -33,6 +33,7 @@ from station.runner import RunLimits, run_station
 from station.timing_histogram import percentile_of_counts
 from training.versions import library_versions, machine_description
 from inspection.cli import run_guarded
+from training.bench.result_file import write_result
 
 DEFAULT_BUNDLE = Path("runs/demo/bundle")  # what `bash scripts/demo.sh` leaves behind
 
@@ -54,7 +55,7 @@ def main() -> None:
         archive_root = args.archive or Path(tmp) / "archive"
         result = soak(args, archive_root)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     write_plot(result, args.out.with_suffix(".png"))
     print(json.dumps({k: result[k] for k in ("frames", "throughput_fps", "rss_growth_after_warmup", "fd_growth_after_warmup",
                                               "records_lost", "balanced", "audit_verified")}))

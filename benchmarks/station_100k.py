@@ -21,6 +21,7 @@ from station.config import StationConfig
 from station.runner import RunLimits, run_station
 from training.versions import library_versions, machine_description
 from inspection.cli import run_guarded
+from training.bench.result_file import write_result
 
 LOT = "LOT-100K"
 
@@ -82,7 +83,7 @@ def main() -> None:
         "false_rejects": summary.get("false_rejects"),
         "seconds": round(seconds, 1),
     }
-    args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    write_result(args.out, result)
     print(json.dumps({k: result[k] for k in ("frames", "records", "lost_frames", "unarchived", "non_pass_without_image",
                                                "sequences_complete", "audit_verified", "throughput_fps")}))
 

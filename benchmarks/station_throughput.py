@@ -32,6 +32,7 @@ from station.runner import RunLimits, measure_raw_fps, model_threads_for, run_st
 from training.versions import library_versions, machine_description
 from inspection.cli import run_guarded
 from inspection.errors import ConfigError
+from training.bench.result_file import write_result
 
 KEYS = ("frames", "passed", "rejected", "uncertain", "fault", "late", "archived", "unarchived", "throughput_fps",
         "backend_raw_fps", "throughput_vs_raw", "latency_ms", "stage_ms", "mean_batch_size", "backend", "audit_verified",
@@ -105,7 +106,7 @@ def main() -> None:
               "product": args.product, "threads": args.threads, "workers": args.workers,
               "unpaced_no_archive": unpaced, "unpaced_with_archive": archived, "paced_100hz_with_archive": paced}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print(json.dumps({**{f"median_{k}": v for k, v in unpaced["median"].items()},
                       "throughput_vs_raw_bracketed_per_round": [r["throughput_vs_raw_bracketed"] for r in unpaced["rounds"]],
                       "p99_ms_at_100hz": paced["latency_ms"]["p99"]}))

@@ -36,6 +36,7 @@ import numpy as np
 from inspection.synthetic import CLASSES, GENERATOR_VERSION, render_item, write_dataset
 from inspection.synthetic.dataset import DEFAULT_PNG_LEVEL, _init_worker
 from inspection.cli import run_guarded
+from training.bench.result_file import write_result
 
 RESULT_PATH = Path(__file__).parent / "results" / "synth_speed.json"
 
@@ -165,7 +166,7 @@ def main() -> None:
         "measured_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_result(args.out, result)
     print(json.dumps(result))
 
 

@@ -52,6 +52,7 @@ import cv2
 
 from inspection.cli import run_guarded
 from inspection.errors import ConfigError
+from training.bench.result_file import write_result
 
 ROOT = Path(__file__).resolve().parent.parent
 SIDE = ROOT / "benchmarks" / "ultralytics_side.py"
@@ -208,7 +209,7 @@ def main() -> None:
         "runs": runs,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(args.out, result)
     print(json.dumps(summary))
 
 

@@ -73,6 +73,9 @@ class BundleMeta(StrictModel):
     policy: DecisionPolicy
     # Max absolute difference of probabilities allowed between backends for this bundle.
     backend_tolerance: float = 1e-4
+    # The model averages its probabilities over the item's 8 orientations (WithSoftmax); model.onnx
+    # holds the average, the torch backend rebuilds it from this flag.
+    orientation_average: bool = False
     architecture: str | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
     calibration: dict[str, Any] = Field(default_factory=dict)

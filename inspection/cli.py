@@ -96,8 +96,8 @@ def _frame_size(text: str) -> int | tuple[int, int]:
     raise ConfigError(f"--size {text} is not a size; give a side in px (224) or WIDTHxHEIGHT (640x480)")
 
 
-def _item_crop(text: str | None) -> str | None:
-    """--item-crop FRACTION|none: none means the whole frame; the fraction is validated by the spec."""
+def _value_or_none(text: str | None) -> str | None:
+    """Options such as --item-crop FRACTION|none: `none` turns the setting off; the value is validated by its model."""
     return None if text is None or text.strip().lower() == "none" else text
 
 
@@ -221,7 +221,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     }
     options = {k: v for k, v in given.items() if v is not None}
     if args.item_crop is not None:
-        options["item_crop_fraction"] = _item_crop(args.item_crop)
+        options["item_crop_fraction"] = _value_or_none(args.item_crop)
+    if args.budget_s is not None:
+        options["time_budget_s"] = _value_or_none(args.budget_s)
+    if args.no_orientation_average:
+        options["orientation_average"] = False
     recipe = parse_model(TrainRecipe, options, "command-line options")
     summary = train_bundle(
         Path(args.data), Path(args.out), recipe, good_classes=_csv(args.good) if args.good else None,
@@ -246,7 +250,8 @@ def _report_training(summary: dict, as_json: bool) -> None:
         return
     test = summary["test"]
     print(f"bundle {summary['bundle']} (sha256 {summary['bundle_hash'][:16]}...)")
-    print(f"trained {summary['training']['epochs_run']} epochs in {summary['training']['seconds']:.0f} s on {summary['training']['device']}")
+    training = summary["training"]
+    print(f"trained {training['epochs_run']} of {training['epochs_planned']} planned epochs in {training['seconds']:.0f} s on {training['device']}")
     if test:
         print(
             f"test: n={test['n']} accuracy={test['accuracy']:.4f} escape_rate={test['escape_rate']:.4f} "
@@ -291,7 +296,7 @@ def cmd_bundle_import(args: argparse.Namespace) -> int:
     summary = import_onnx_model(
         Path(args.model), Path(args.out), classes=_csv(args.classes), good_classes=_csv(args.good),
         size_px=args.size, mean=args.mean, std=args.std, resize_mode=args.resize,
-        item_crop_fraction=_item_crop(args.item_crop), overwrite=args.overwrite,
+        item_crop_fraction=_value_or_none(args.item_crop), overwrite=args.overwrite,
     )
     print(f"bundle {summary['bundle']} (sha256 {summary['bundle_hash'][:16]}...), output kind {summary['output_kind']}")
     return 0
@@ -518,7 +523,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=_positive_int, help="model input size in px (default 128)")
     p.add_argument("--item-crop", metavar="FRACTION|none",
                    help="square crop centred on the item, as a share of the frame's short side (default 0.8); none: the whole frame")
-    p.add_argument("--epochs", type=int)
+    p.add_argument("--no-orientation-average", action="store_true",
+                   help="serve one view per item instead of the mean over its 8 orientations (8x cheaper at the station)")
+    p.add_argument("--epochs", type=int, help="at most this many epochs (default 100)")
+    p.add_argument("--budget-s", metavar="SECONDS|none",
+                   help="train fewer epochs where --epochs would not fit this many seconds at the first epoch's pace "
+                        "(default 570: 10 minutes with 5%% to spare); none: always --epochs")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
     p.add_argument("--weights", type=Path, help="local state dict to start from (nothing is downloaded)")

@@ -19,9 +19,9 @@ MAX_ABS_PROBABILITY_DIFF = 1e-4
 MIN_TOP1_AGREEMENT = 0.999
 
 
-def export_onnx(classifier: InspectionClassifier, size_px: int, channels: int, path: Path) -> None:
-    """uint8 NHWC images -> probabilities, dynamic batch, opset 17."""
-    model = WithSoftmax(classifier).eval().cpu()
+def export_onnx(classifier: InspectionClassifier, size_px: int, channels: int, path: Path, orientation_average: bool = False) -> None:
+    """uint8 NHWC images -> probabilities (averaged over 8 orientations if asked), dynamic batch, opset 17."""
+    model = WithSoftmax(classifier, orientation_average).eval().cpu()
     example = torch.zeros((2, size_px, size_px, channels), dtype=torch.uint8)
     with warnings.catch_warnings():
         # The TorchScript exporter is deprecated in favour of the dynamo one, which needs onnxscript;

@@ -73,17 +73,18 @@ def train_bundle(
     check_split = "val" if len(splits["val"]) else "train"
     staging = staging_dir_for(out)
     try:
-        export_onnx(result.classifier, spec.size_px, spec.channels, staging / ONNX_NAME)
+        export_onnx(result.classifier, spec.size_px, spec.channels, staging / ONNX_NAME, recipe.orientation_average)
         base_policy = DecisionPolicy(
             class_names=class_names, good_classes=good, pass_threshold=REJECT_THRESHOLD, reject_threshold=REJECT_THRESHOLD
         )
         provisional = BundleMeta(
-            name=out.name, created_utc=created_utc_now(), class_names=class_names, good_classes=good, input=spec, policy=base_policy
+            name=out.name, created_utc=created_utc_now(), class_names=class_names, good_classes=good, input=spec, policy=base_policy,
+            orientation_average=recipe.orientation_average,
         )
         backend = open_backend("onnxruntime", Bundle(staging, provisional, ""))
         check = data[check_split]
         onnx_check = infer_probabilities(backend, check.images, spec)
-        parity = dict(parity_record(predict_probabilities(result.classifier, check.images), onnx_check), split=check_split)
+        parity = dict(parity_record(predict_probabilities(result.classifier, check.images, recipe.orientation_average), onnx_check), split=check_split)
         require_parity(parity)
         policy, calibration = calibrate_policy(onnx_check, check.labels, base_policy, recipe.max_escape_rate)
         calibration["split"] = check_split
@@ -114,6 +115,7 @@ def train_bundle(
             "device": result.device,
             "machine": machine_description(),
             "seconds": round(result.seconds, 1),
+            "epochs_planned": result.epochs_planned,
             "epochs_run": result.epochs_run,
             "best_epoch": result.best_epoch,
             "stopped_early": result.stopped_early,

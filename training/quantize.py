@@ -88,24 +88,29 @@ _NORMALISATION_OPS = ("Transpose", "Cast", "Sub", "Div")
 def widen_normalisation_constants(model: onnx.ModelProto) -> onnx.ModelProto:
     """The model with the (1, C, 1, 1) constants of its input normalisation broadcast to (1, C, 1, W).
 
-    Only the chain our exporter writes is touched: the uint8 NHWC input, transposed to NCHW, cast,
-    then Sub and Div by per-channel constants. Any other model (an imported one) comes back as is."""
+    Only the chain our exporter writes is touched: the uint8 NHWC input (or its 8 orientations, which
+    keep its size), transposed to NCHW, cast, then Sub and Div by per-channel constants. Any other
+    model (an imported one) comes back as is."""
     graph = model.graph
     if len(graph.input) != 1:
         return model
-    dims = graph.input[0].type.tensor_type.shape.dim
-    if len(dims) != 4 or not dims[2].HasField("dim_value"):
+    tensor_type = graph.input[0].type.tensor_type
+    dims = tensor_type.shape.dim
+    if tensor_type.elem_type != onnx.TensorProto.UINT8 or len(dims) != 4 or not dims[2].HasField("dim_value"):
         return model
     width = dims[2].dim_value  # NHWC
     constants = {tensor.name: tensor for tensor in graph.initializer}
-    tensor_name, nchw = graph.input[0].name, False
+    to_nchw = next((node for node in graph.node if node.op_type == "Transpose" and _perm(node) == [0, 3, 1, 2]), None)
+    if to_nchw is None:
+        return model
+    tensor_name, nchw = to_nchw.input[0], False
     for node in graph.node:
         if tensor_name not in node.input:
             continue
         if node.op_type not in _NORMALISATION_OPS or node.input[0] != tensor_name:
             break
         if node.op_type == "Transpose":
-            nchw = [a.ints for a in node.attribute if a.name == "perm"] == [[0, 3, 1, 2]]
+            nchw = _perm(node) == [0, 3, 1, 2]
         elif node.op_type in ("Sub", "Div") and nchw and node.input[1] in constants:
             constant = constants[node.input[1]]
             values = numpy_helper.to_array(constant)
@@ -114,3 +119,7 @@ def widen_normalisation_constants(model: onnx.ModelProto) -> onnx.ModelProto:
                 constant.CopyFrom(numpy_helper.from_array(wide, constant.name))
         tensor_name = node.output[0]
     return model
+
+
+def _perm(node: onnx.NodeProto) -> list[int] | None:
+    return next((list(a.ints) for a in node.attribute if a.name == "perm"), None)

@@ -12,7 +12,14 @@ class TrainRecipe(StrictModel):
     image_size_px: int = Field(default=128, ge=32, le=1024)
     # Share of the frame's short side cropped around the item before resizing (None: whole frame).
     item_crop_fraction: float | None = Field(default=0.8, ge=0.2, le=1.0)
-    epochs: int = Field(default=50, ge=1, le=1000)
+    # Serve the mean of the probabilities over the item's 8 orientations (inside model.onnx; see
+    # inspection.backends.torch_model.WithSoftmax). Costs 8 model passes per item at the station.
+    orientation_average: bool = True
+    epochs: int = Field(default=100, ge=1, le=1000)
+    # Train fewer epochs than `epochs` where they would not fit this many seconds at the first
+    # epoch's pace (None: always `epochs`). The plan is kept in the checkpoint, so --resume repeats it.
+    # The default is 10 minutes less 5%, room for the pace to vary after the first epoch.
+    time_budget_s: float | None = Field(default=570.0, gt=0)
     batch_size: int = Field(default=32, ge=2, le=4096)
     learning_rate: float = Field(default=3e-3, gt=0, le=1)
     weight_decay: float = Field(default=0.01, ge=0, le=1)

@@ -18,7 +18,7 @@ from inspection.console import progress_bar
 from inspection.errors import BackendUnavailableError, ConfigError, OutputExistsError, first_line
 from inspection.input_spec import InputSpec
 from training.augment import augment_batch, build_augmentation
-from inspection.backends.torch_model import InspectionClassifier
+from inspection.backends.torch_model import InspectionClassifier, WithSoftmax
 from training.models import build_classifier
 from training.recipe import TrainRecipe
 
@@ -37,6 +37,7 @@ class TrainResult:
     classifier: InspectionClassifier  # best epoch's weights, eval mode, on CPU
     device: str
     best_epoch: int
+    epochs_planned: int  # the recipe's epochs, or fewer to fit its time budget
     epochs_run: int
     stopped_early: bool
     seconds: float
@@ -52,6 +53,13 @@ def resolve_device(requested: str) -> str:
     if requested not in ("cpu", "cuda"):
         raise ConfigError(f"unknown device '{requested}'; use auto, cpu or cuda.")
     return requested
+
+
+def epochs_to_plan(max_epochs: int, first_epoch_s: float, time_budget_s: float | None) -> int:
+    """As many epochs as fit the time budget at the first epoch's pace: at least 1, at most `max_epochs`."""
+    if time_budget_s is None:
+        return max_epochs
+    return max(1, min(max_epochs, int(time_budget_s // max(first_epoch_s, 1e-9))))
 
 
 def learning_rate_at(step: int, total_steps: int, warmup_steps: int, base_lr: float) -> float:
@@ -117,7 +125,6 @@ def train_classifier(
     transform = build_augmentation(recipe.seed)
 
     steps_per_epoch = max(1, len(train.images) // recipe.batch_size)
-    total_steps = steps_per_epoch * recipe.epochs
     warmup_steps = int(recipe.warmup_epochs * steps_per_epoch)
     average = WeightAverage(model, recipe.ema_decay) if recipe.ema_decay > 0 else None
     state = _initial_state(checkpoint_dir, resume, recipe, dataset_hash, model, optimizer, average)
@@ -132,13 +139,21 @@ def train_classifier(
         TextColumn("ETA"),
         TimeRemainingColumn(),
     )
+
+    def epochs_planned() -> int:
+        # Until the first epoch has set the plan, the schedule assumes the recipe's epochs; the
+        # warm-up (one epoch by default) does not depend on it, so the plan changes no step taken.
+        return state["epochs_planned"] or recipe.epochs
+
     with progress_bar(*columns, enabled=progress) as bar:
-        task = bar.add_task("train", total=total_steps, completed=state["epoch"] * steps_per_epoch,
-                            epoch=f"{state['epoch']}/{recipe.epochs}", loss=0.0, acc=0.0, val_acc=0.0)
-        for epoch in range(state["epoch"], recipe.epochs):
+        task = bar.add_task("train", total=steps_per_epoch * epochs_planned(), completed=state["epoch"] * steps_per_epoch,
+                            epoch=f"{state['epoch']}/{epochs_planned()}", loss=0.0, acc=0.0, val_acc=0.0)
+        while state["epoch"] < epochs_planned():
             if state["epochs_since_best"] >= recipe.patience_epochs:
                 break
-            bar.update(task, epoch=f"{epoch + 1}/{recipe.epochs}")
+            epoch, epoch_start = state["epoch"], time.perf_counter()
+            total_steps = steps_per_epoch * epochs_planned()
+            bar.update(task, epoch=f"{epoch + 1}/{epochs_planned()}")
             model.train()
             # Everything random in an epoch derives from (seed, epoch): a resumed run repeats it exactly.
             rng = np.random.default_rng([recipe.seed, epoch])
@@ -178,6 +193,9 @@ def train_classifier(
             else:
                 state["epochs_since_best"] += 1
             state["epoch"] = epoch + 1
+            if state["epochs_planned"] is None:
+                state["epochs_planned"] = epochs_to_plan(recipe.epochs, time.perf_counter() - epoch_start, recipe.time_budget_s)
+                bar.update(task, total=steps_per_epoch * epochs_planned())
             _save_checkpoint(checkpoint_dir, state, model, optimizer, recipe, dataset_hash, average)
     seconds = time.perf_counter() - start
     model.load_state_dict(state["best_model"])
@@ -186,8 +204,9 @@ def train_classifier(
         classifier=model,
         device=device,
         best_epoch=state["best_epoch"],
+        epochs_planned=epochs_planned(),
         epochs_run=state["epoch"],
-        stopped_early=state["epoch"] < recipe.epochs,
+        stopped_early=state["epoch"] < epochs_planned(),
         seconds=seconds,
         train_images_per_s=images_seen / seconds if seconds > 0 else 0.0,
         history=state["history"],
@@ -208,19 +227,20 @@ def evaluate_loss(model: nn.Module, data: LabeledImages, loss_fn: nn.Module, dev
 
 
 @torch.no_grad()
-def predict_probabilities(model: nn.Module, images: np.ndarray, device: str = "cpu") -> np.ndarray:
-    model.eval()
+def predict_probabilities(model: nn.Module, images: np.ndarray, orientation_average: bool = False, device: str = "cpu") -> np.ndarray:
+    """What the exported model serves for `images`, computed in torch (the parity reference)."""
+    served = WithSoftmax(model, orientation_average).eval()
     out = []
     for start in range(0, len(images), EVAL_BATCH):
         batch = torch.from_numpy(images[start : start + EVAL_BATCH]).to(device)
-        out.append(torch.softmax(model(batch).float(), dim=1).cpu().numpy())
+        out.append(served(batch).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 
 
 def _initial_state(checkpoint_dir: Path, resume: bool, recipe: TrainRecipe, dataset_hash: str, model: nn.Module, optimizer,
                    average: WeightAverage | None) -> dict:
     path = checkpoint_dir / CHECKPOINT_NAME
-    fresh = {"epoch": 0, "history": [], "best_score": None, "best_epoch": 0, "epochs_since_best": 0,
+    fresh = {"epoch": 0, "epochs_planned": None, "history": [], "best_score": None, "best_epoch": 0, "epochs_since_best": 0,
              "best_model": copy.deepcopy(model.state_dict())}
     if not resume:
         if path.exists():
@@ -242,7 +262,7 @@ def _initial_state(checkpoint_dir: Path, resume: bool, recipe: TrainRecipe, data
     optimizer.load_state_dict(saved["optimizer"])
     if average is not None:
         average.model.load_state_dict(saved["average"])
-    return {k: saved[k] for k in fresh}
+    return {k: saved.get(k, fresh[k]) for k in fresh}  # checkpoints before the time budget have no epochs_planned
 
 
 def _save_checkpoint(checkpoint_dir: Path, state: dict, model: nn.Module, optimizer, recipe: TrainRecipe, dataset_hash: str,

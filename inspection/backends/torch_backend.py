@@ -71,7 +71,7 @@ class TorchBackend:
             raise BackendError(f"{bundle.weights_path} does not fit {meta.architecture}: {exc}. Re-create the bundle.") from None
         backbone, folded = fold_batchnorm(backbone)
         dtype = torch.float16 if precision == "fp16" else torch.float32
-        model = WithSoftmax(InspectionClassifier(backbone, meta.input)).eval()
+        model = WithSoftmax(InspectionClassifier(backbone, meta.input), meta.orientation_average).eval()
         self._model = model.to(device=device, dtype=dtype, memory_format=torch.channels_last)
         self._torch, self._device = torch, torch.device(device)
         self._graphs = None

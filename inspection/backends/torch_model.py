@@ -37,12 +37,36 @@ class InspectionClassifier(nn.Module):
         return self.backbone(x)
 
 
-class WithSoftmax(nn.Module):
-    """What we export and serve: probabilities, so every backend returns the same quantity."""
+ORIENTATIONS = 8
 
-    def __init__(self, classifier: nn.Module) -> None:
+
+def dihedral_views(images_nhwc: torch.Tensor) -> torch.Tensor:
+    """(N, S, S, C) square images -> (8N, S, S, C): the 4 quarter turns of each, and their mirrors,
+    stacked orientation by orientation (all first views, then all second views, ...)."""
+    turned = images_nhwc.transpose(1, 2)
+    return torch.cat([
+        images_nhwc, images_nhwc.flip(1), images_nhwc.flip(2), images_nhwc.flip((1, 2)),
+        turned, turned.flip(1), turned.flip(2), turned.flip((1, 2)),
+    ])
+
+
+class WithSoftmax(nn.Module):
+    """What we export and serve: probabilities, so every backend returns the same quantity.
+
+    With `orientation_average`, the probabilities are the mean over the item's 8 orientations.
+    A tablet on a conveyor has no up or down, so its class cannot depend on the orientation; a
+    model trained from scratch on a few hundred items per class is only roughly invariant, and
+    its single-view accuracy swings by a few points from one orientation to the next. The average
+    is invariant by construction and sits inside the graph, so every backend serves the same thing.
+    """
+
+    def __init__(self, classifier: nn.Module, orientation_average: bool = False) -> None:
         super().__init__()
         self.classifier = classifier
+        self.orientation_average = orientation_average
 
     def forward(self, images_nhwc_uint8: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.classifier(images_nhwc_uint8).float(), dim=1)
+        if not self.orientation_average:
+            return torch.softmax(self.classifier(images_nhwc_uint8).float(), dim=1)
+        probabilities = torch.softmax(self.classifier(dihedral_views(images_nhwc_uint8)).float(), dim=1)
+        return probabilities.reshape(ORIENTATIONS, -1, probabilities.shape[1]).mean(0)

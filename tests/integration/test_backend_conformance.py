@@ -77,3 +77,17 @@ def test_torch_backend_refuses_an_imported_bundle(tmp_path):
     assert result.returncode == 0, result.stderr
     with pytest.raises(BackendError, match="Use the onnxruntime backend"):
         open_backend("torch", load_bundle(tmp_path / "b"))
+
+
+@pytest.mark.parametrize("kind", ["onnxruntime", "torch"])
+def test_default_bundle_answers_the_same_for_every_orientation(tiny_bundle, frames, kind):
+    bundle = load_bundle(tiny_bundle)
+    assert bundle.meta.orientation_average  # the default recipe serves the mean over the 8 orientations
+    backend = open_backend(kind, bundle)
+    try:
+        upright = backend.infer(frames)
+        turned = backend.infer(np.ascontiguousarray(np.rot90(frames, 1, axes=(1, 2))))
+        mirrored = backend.infer(np.ascontiguousarray(frames[:, :, ::-1]))
+    finally:
+        backend.close()
+    assert np.abs(turned - upright).max() <= 1e-5 and np.abs(mirrored - upright).max() <= 1e-5

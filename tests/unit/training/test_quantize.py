@@ -3,6 +3,8 @@
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
+import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from training.quantize import widen_normalisation_constants
@@ -19,11 +21,25 @@ def normalisation_shapes(model: onnx.ModelProto) -> list[tuple[int, ...]]:
             if node.op_type in ("Sub", "Div") and node.input[1] in constants][:2]
 
 
-def test_our_exported_model_gets_wide_constants_and_the_same_probabilities(tiny_bundle):
-    original = onnx.load(str(tiny_bundle / "model.onnx"))
+@pytest.fixture(params=["orientation average", "one view"])
+def exported_model(request, tiny_bundle, tmp_path):
+    """The tiny bundle's model.onnx (the default recipe: the mean over 8 orientations), and a one-view export."""
+    if request.param == "orientation average":
+        return tiny_bundle / "model.onnx"
+    from inspection.backends.torch_model import InspectionClassifier
+    from inspection.input_spec import default_input_spec
+    from training.export_onnx import export_onnx
+
+    backbone = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    export_onnx(InspectionClassifier(backbone, default_input_spec(32, 3)).eval(), 32, 3, tmp_path / "model.onnx")
+    return tmp_path / "model.onnx"
+
+
+def test_our_exported_model_gets_wide_constants_and_the_same_probabilities(exported_model):
+    original = onnx.load(str(exported_model))
     width = original.graph.input[0].type.tensor_type.shape.dim[2].dim_value
     assert normalisation_shapes(original) == [(1, 3, 1, 1)] * 2
-    widened = widen_normalisation_constants(onnx.load(str(tiny_bundle / "model.onnx")))
+    widened = widen_normalisation_constants(onnx.load(str(exported_model)))
     assert normalisation_shapes(widened) == [(1, 3, 1, width)] * 2
     frames = np.random.default_rng(0).integers(0, 256, (4, width, width, 3), dtype=np.uint8)
     assert np.array_equal(probabilities(original, frames), probabilities(widened, frames))

@@ -6,7 +6,7 @@ from inspection.errors import ConfigError, OutputExistsError
 from inspection.input_spec import default_input_spec
 from training.models import build_classifier
 from training.recipe import TrainRecipe
-from training.trainer import LabeledImages, WeightAverage, class_weights, learning_rate_at, train_classifier
+from training.trainer import LabeledImages, WeightAverage, class_weights, epochs_to_plan, learning_rate_at, train_classifier
 from helpers.images import blob_image
 
 SPEC = default_input_spec(32, 3)
@@ -30,6 +30,16 @@ def test_learning_rate_warms_up_then_decays_to_zero():
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
     assert learning_rate_at(100, 100, 10, 1.0) == pytest.approx(0.0)
+
+
+def test_time_budget_plans_as_many_epochs_as_fit_at_the_first_epochs_pace(tmp_path):
+    assert epochs_to_plan(100, 6.0, 570.0) == 95
+    assert epochs_to_plan(100, 5.0, 570.0) == 100  # never more than asked
+    assert epochs_to_plan(100, 900.0, 570.0) == 1  # never none
+    assert epochs_to_plan(7, 60.0, None) == 7  # no budget: the epochs asked
+    train, val = tiny_data(16, 0), tiny_data(4, 1)
+    result = train_classifier(train, val, ["a", "b"], SPEC, recipe(epochs=5, time_budget_s=1e-6), tmp_path / "c", "h", progress=False)
+    assert (result.epochs_planned, result.epochs_run, result.stopped_early) == (1, 1, False)
 
 
 def test_weight_average_follows_the_model_then_averages_it():
@@ -79,7 +89,7 @@ def test_resume_after_an_interruption_repeats_the_run_exactly(tmp_path, monkeypa
         train_classifier(train, val, ["a", "b"], SPEC, recipe(epochs=4), tmp_path / "part", "h", progress=False)
     monkeypatch.undo()
     resumed = train_classifier(train, val, ["a", "b"], SPEC, recipe(epochs=4), tmp_path / "part", "h", resume=True, progress=False)
-    assert resumed.epochs_run == 4
+    assert resumed.epochs_run == resumed.epochs_planned == 4
     assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in straight.history]
     for key, value in straight.classifier.state_dict().items():
         assert torch.equal(value, resumed.classifier.state_dict()[key]), key
