@@ -69,4 +69,5 @@ class WithSoftmax(nn.Module):
         if not self.orientation_average:
             return torch.softmax(self.classifier(images_nhwc_uint8).float(), dim=1)
         probabilities = torch.softmax(self.classifier(dihedral_views(images_nhwc_uint8)).float(), dim=1)
-        return probabilities.reshape(ORIENTATIONS, -1, probabilities.shape[1]).mean(0)
+        # int(): the class count becomes a constant of the exported graph, so its output shape says it.
+        return probabilities.reshape(ORIENTATIONS, -1, int(probabilities.shape[1])).mean(0)

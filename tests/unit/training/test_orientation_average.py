@@ -42,7 +42,7 @@ def test_exported_average_is_invariant_and_matches_torch(tmp_path, average):
     with torch.no_grad():
         torch_probabilities = WithSoftmax(classifier, average)(torch.from_numpy(images)).numpy()
     turned = session.run(None, {"images": np.ascontiguousarray(np.rot90(images, 1, axes=(1, 2)))})[0]
-    assert onnx_probabilities.shape == (5, 4)
+    assert onnx_probabilities.shape == (5, 4) and session.get_outputs()[0].shape[1] == 4  # the class count is static
     assert np.abs(onnx_probabilities - torch_probabilities).max() <= 1e-5
     np.testing.assert_allclose(onnx_probabilities.sum(axis=1), 1.0, atol=1e-5)
     # With the average, a quarter turn changes nothing but the order of a sum; without it, the model sees a new image.
