@@ -183,7 +183,9 @@ def train_classifier(
                 bar.update(task, advance=1, loss=loss_sum / seen, acc=correct / seen)
             kept = average.model if average is not None else model
             val_loss, val_acc = evaluate_loss(kept, val, loss_fn, device) if len(val.images) else (loss_sum / seen, correct / seen)
-            record = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen, "val_loss": val_loss, "val_acc": val_acc}
+            epoch_s = time.perf_counter() - epoch_start  # training and validation, as the time budget counts it
+            record = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen, "val_loss": val_loss, "val_acc": val_acc,
+                      "seconds": round(epoch_s, 2)}
             state["history"].append(record)
             bar.update(task, val_acc=val_acc)
             score = (val_acc, -val_loss)
@@ -194,7 +196,7 @@ def train_classifier(
                 state["epochs_since_best"] += 1
             state["epoch"] = epoch + 1
             if state["epochs_planned"] is None:
-                state["epochs_planned"] = epochs_to_plan(recipe.epochs, time.perf_counter() - epoch_start, recipe.time_budget_s)
+                state["epochs_planned"] = epochs_to_plan(recipe.epochs, epoch_s, recipe.time_budget_s)
                 bar.update(task, total=steps_per_epoch * epochs_planned())
             _save_checkpoint(checkpoint_dir, state, model, optimizer, recipe, dataset_hash, average)
     seconds = time.perf_counter() - start

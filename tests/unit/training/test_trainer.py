@@ -40,6 +40,7 @@ def test_time_budget_plans_as_many_epochs_as_fit_at_the_first_epochs_pace(tmp_pa
     train, val = tiny_data(16, 0), tiny_data(4, 1)
     result = train_classifier(train, val, ["a", "b"], SPEC, recipe(epochs=5, time_budget_s=1e-6), tmp_path / "c", "h", progress=False)
     assert (result.epochs_planned, result.epochs_run, result.stopped_early) == (1, 1, False)
+    assert result.history[0]["seconds"] > 0  # each epoch's time is kept, to see whether the pace held
 
 
 def test_weight_average_follows_the_model_then_averages_it():
