@@ -354,8 +354,12 @@ def station_run_errors(summary: dict, archive_path: Path | None) -> list[str]:
         errors.append(f"the archive failed its audit check after this run: {summary['audit_first_bad']}. Quarantine it and "
                       f"open a deviation (`inspection audit verify {archive_path}` names every problem).")
     if summary.get("archive_failure"):
-        # The line was stopped for it: items lack their record.
-        errors.append(f"{summary['unarchived']} items have no archive record: {summary['archive_failure']}")
+        # The line was stopped for it, but items already decided were still signalled at the gate, passes
+        # among them: product that left without its record is missing from the batch record.
+        sequences = summary.get("unarchived_sequences") or []
+        span = f" (sequences {sequences[0]} to {sequences[-1]})" if sequences else ""
+        errors.append(f"{summary['unarchived']} items have no archive record{span}: {summary['archive_failure']}. Segregate "
+                      "the product inspected then, passes included, and fix the archive's disk before restarting.")
     elif summary["unarchived"]:
         errors.append(f"{summary['unarchived']} items have no archive record; the next start records them as faults.")
     gate = summary["gate"]

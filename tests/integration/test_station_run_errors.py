@@ -47,3 +47,11 @@ def test_an_archive_that_fails_its_audit_names_the_command_to_inspect_it(clean_s
     broken = {**clean_summary, "audit_verified": False, "audit_first_bad": "record 7: hash mismatch"}
     [error] = station_run_errors(broken, tmp_path / "archive")
     assert "record 7: hash mismatch" in error and f"inspection audit verify {tmp_path / 'archive'}" in error
+
+
+def test_a_failed_archive_names_the_items_without_a_record_and_says_to_segregate_them(clean_summary):
+    failed = {**clean_summary, "unarchived": 3, "unarchived_sequences": [17, 18, 20],
+              "archive_failure": "cannot write 3 records: [Errno 28] No space left on device"}
+    [error] = station_run_errors(failed, None)
+    assert error.startswith("3 items have no archive record (sequences 17 to 20): cannot write 3 records")
+    assert "Segregate the product inspected then, passes included" in error
