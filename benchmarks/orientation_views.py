@@ -12,15 +12,13 @@ Training recipe).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision
-from safetensors.torch import load_file
 
-from inspection.backends.torch_model import ORIENTATIONS, InspectionClassifier, dihedral_views
+from inspection.backends.torch_backend import load_backbone
+from inspection.backends.torch_model import InspectionClassifier, orientation_probabilities
 from inspection.bundle import load_bundle
 from inspection.cli import run_guarded
 from inspection.errors import ConfigError
@@ -34,13 +32,10 @@ VIEW_NAMES = ("upright", "mirrored top-bottom", "mirrored left-right", "turned 1
 
 
 def view_probabilities(classifier: torch.nn.Module, images: np.ndarray, batch: int = 64) -> np.ndarray:
-    """(8, N, classes): softmax of each orientation of each image, in dihedral_views' order."""
-    chunks = []
+    """(8, N, classes): probabilities of each orientation of each image, in dihedral_views' order."""
     with torch.no_grad():
-        for start in range(0, len(images), batch):
-            chunk = torch.from_numpy(images[start:start + batch])
-            probabilities = torch.softmax(classifier(dihedral_views(chunk)), dim=1)
-            chunks.append(probabilities.reshape(ORIENTATIONS, len(chunk), -1))
+        chunks = [orientation_probabilities(classifier, torch.from_numpy(images[start:start + batch]))
+                  for start in range(0, len(images), batch)]
     return torch.cat(chunks, dim=1).numpy()
 
 
@@ -57,9 +52,7 @@ def main() -> int:
         index = index_dataset(Path(data), progress=False)
         bundle = load_bundle(path)
         meta = bundle.meta
-        backbone = torchvision.models.get_model(meta.architecture, weights=None, num_classes=len(meta.class_names))
-        backbone.load_state_dict(load_file(str(bundle.weights_path)))
-        classifier = InspectionClassifier(backbone, meta.input).eval()
+        classifier = InspectionClassifier(load_backbone(bundle), meta.input).eval()
         splits = {}
         for split in ("val", "test"):
             entries = index.split(split)
@@ -70,7 +63,7 @@ def main() -> int:
                              "accuracy_of_the_average": float((views.mean(0).argmax(1) == labels).mean())}
         training = meta.recipe.get("training", {})
         results[path] = {"data": data, "orientation_average_served": meta.orientation_average, "epochs_run": training.get("epochs_run"),
-                              "dataset_hash": meta.dataset.get("dataset_hash"), **splits}
+                         "dataset_hash": meta.dataset.get("dataset_hash"), **splits}
         print(path, {s: (round(min(r["accuracy_per_orientation"].values()), 3), round(max(r["accuracy_per_orientation"].values()), 3),
                          round(r["accuracy_of_the_average"], 3)) for s, r in splits.items()}, flush=True)
     write_result(args.out, {"machine": machine_description(), "versions": library_versions(), "bundles": results})

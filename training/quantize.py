@@ -81,8 +81,9 @@ def quantize_qdq(fp32_onnx: Path, out: Path, calibration_images: np.ndarray, per
                         op_types_to_quantize=list(op_types_to_quantize) if op_types_to_quantize else None)
 
 
-# The ops of our models' input normalisation (inspection/backends/torch_model.py), in graph order.
-_NORMALISATION_OPS = ("Transpose", "Cast", "Sub", "Div")
+# The ops of our models' input normalisation after its NHWC -> NCHW Transpose
+# (inspection/backends/torch_model.py), in graph order.
+_NORMALISATION_OPS = ("Cast", "Sub", "Div")
 
 
 def widen_normalisation_constants(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -103,15 +104,13 @@ def widen_normalisation_constants(model: onnx.ModelProto) -> onnx.ModelProto:
     to_nchw = next((node for node in graph.node if node.op_type == "Transpose" and _perm(node) == [0, 3, 1, 2]), None)
     if to_nchw is None:
         return model
-    tensor_name, nchw = to_nchw.input[0], False
+    tensor_name = to_nchw.output[0]
     for node in graph.node:
         if tensor_name not in node.input:
             continue
         if node.op_type not in _NORMALISATION_OPS or node.input[0] != tensor_name:
             break
-        if node.op_type == "Transpose":
-            nchw = _perm(node) == [0, 3, 1, 2]
-        elif node.op_type in ("Sub", "Div") and nchw and node.input[1] in constants:
+        if node.op_type in ("Sub", "Div") and node.input[1] in constants:
             constant = constants[node.input[1]]
             values = numpy_helper.to_array(constant)
             if values.ndim == 4 and values.shape[0] == values.shape[2] == values.shape[3] == 1:

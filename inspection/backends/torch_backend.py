@@ -35,23 +35,36 @@ def fold_batchnorm(backbone: Any) -> tuple[Any, bool]:
         return backbone, False
 
 
+def load_backbone(bundle: Bundle) -> Any:
+    """The bundle's torchvision architecture with its weights.safetensors (refused for an imported bundle)."""
+    import torchvision
+    from safetensors.torch import load_file
+
+    meta = bundle.meta
+    if bundle.weights_path is None or meta.architecture is None or meta.input.layout != InputLayout.NHWC_UINT8:
+        raise BackendError(
+            f"bundle {bundle.path} has no torch weights (weights.safetensors and an architecture); "
+            "it was imported from ONNX. Use the onnxruntime backend."
+        )
+    backbone = torchvision.models.get_model(meta.architecture, weights=None, num_classes=len(meta.class_names))
+    try:
+        backbone.load_state_dict(load_file(str(bundle.weights_path)))
+    except (RuntimeError, OSError) as exc:
+        raise BackendError(f"{bundle.weights_path} does not fit {meta.architecture}: {exc}. Re-create the bundle.") from None
+    return backbone
+
+
 class TorchBackend:
     kind = BackendKind.TORCH
 
     def __init__(self, bundle: Bundle, device: str = "cpu", threads: int | None = None, precision: str = "fp32",
                  max_batch: int = DEFAULT_MAX_BATCH, cuda_graphs: bool = True) -> None:
         import torch
-        import torchvision
-        from safetensors.torch import load_file
 
         from inspection.backends.torch_model import InspectionClassifier, WithSoftmax
 
         meta = bundle.meta
-        if bundle.weights_path is None or meta.architecture is None or meta.input.layout != InputLayout.NHWC_UINT8:
-            raise BackendError(
-                f"bundle {bundle.path} has no torch weights (weights.safetensors and an architecture); "
-                "it was imported from ONNX. Use the onnxruntime backend."
-            )
+        backbone = load_backbone(bundle)
         if precision not in PRECISIONS:
             raise BackendUnavailableError(f"torch precision '{precision}' is unknown; use one of {', '.join(PRECISIONS)}.")
         if device == "cuda" and not torch.cuda.is_available():
@@ -64,11 +77,6 @@ class TorchBackend:
             # cuDNN convolutions default to TF32 on Ampere and newer: fp32 asked means fp32 computed.
             torch.backends.cudnn.allow_tf32 = False
             torch.backends.cuda.matmul.allow_tf32 = False
-        backbone = torchvision.models.get_model(meta.architecture, weights=None, num_classes=len(meta.class_names))
-        try:
-            backbone.load_state_dict(load_file(str(bundle.weights_path)))
-        except (RuntimeError, OSError) as exc:
-            raise BackendError(f"{bundle.weights_path} does not fit {meta.architecture}: {exc}. Re-create the bundle.") from None
         backbone, folded = fold_batchnorm(backbone)
         dtype = torch.float16 if precision == "fp16" else torch.float32
         model = WithSoftmax(InspectionClassifier(backbone, meta.input), meta.orientation_average).eval()

@@ -50,6 +50,13 @@ def dihedral_views(images_nhwc: torch.Tensor) -> torch.Tensor:
     ])
 
 
+def orientation_probabilities(classifier: nn.Module, images_nhwc_uint8: torch.Tensor) -> torch.Tensor:
+    """(8, N, classes): the classifier's probabilities for each of the 8 orientations of each image."""
+    probabilities = torch.softmax(classifier(dihedral_views(images_nhwc_uint8)).float(), dim=1)
+    # int(): the class count becomes a constant of an exported graph, so its output shape says it.
+    return probabilities.reshape(ORIENTATIONS, -1, int(probabilities.shape[1]))
+
+
 class WithSoftmax(nn.Module):
     """What we export and serve: probabilities, so every backend returns the same quantity.
 
@@ -68,6 +75,4 @@ class WithSoftmax(nn.Module):
     def forward(self, images_nhwc_uint8: torch.Tensor) -> torch.Tensor:
         if not self.orientation_average:
             return torch.softmax(self.classifier(images_nhwc_uint8).float(), dim=1)
-        probabilities = torch.softmax(self.classifier(dihedral_views(images_nhwc_uint8)).float(), dim=1)
-        # int(): the class count becomes a constant of the exported graph, so its output shape says it.
-        return probabilities.reshape(ORIENTATIONS, -1, int(probabilities.shape[1])).mean(0)
+        return orientation_probabilities(self.classifier, images_nhwc_uint8).mean(0)

@@ -77,6 +77,8 @@ def test_resume_after_an_interruption_repeats_the_run_exactly(tmp_path, monkeypa
     import training.trainer as trainer
 
     train, val = tiny_data(32, 0), tiny_data(8, 1)
+    # The time budget plans 3 of the 4 epochs (as a slow first epoch would); the resumed run must keep that plan.
+    monkeypatch.setattr(trainer, "epochs_to_plan", lambda max_epochs, first_epoch_s, budget_s: 3)
     straight = train_classifier(train, val, ["a", "b"], SPEC, recipe(epochs=4), tmp_path / "straight", "h", progress=False)
     original = trainer._save_checkpoint
 
@@ -88,9 +90,9 @@ def test_resume_after_an_interruption_repeats_the_run_exactly(tmp_path, monkeypa
     monkeypatch.setattr(trainer, "_save_checkpoint", save_then_stop)
     with pytest.raises(KeyboardInterrupt):
         train_classifier(train, val, ["a", "b"], SPEC, recipe(epochs=4), tmp_path / "part", "h", progress=False)
-    monkeypatch.undo()
+    monkeypatch.undo()  # the resumed run plans nothing: it reads the plan from the checkpoint
     resumed = train_classifier(train, val, ["a", "b"], SPEC, recipe(epochs=4), tmp_path / "part", "h", resume=True, progress=False)
-    assert resumed.epochs_run == resumed.epochs_planned == 4
+    assert straight.epochs_run == resumed.epochs_run == resumed.epochs_planned == 3
     assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in straight.history]
     for key, value in straight.classifier.state_dict().items():
         assert torch.equal(value, resumed.classifier.state_dict()[key]), key
