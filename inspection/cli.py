@@ -354,12 +354,18 @@ def station_run_errors(summary: dict, archive_path: Path | None) -> list[str]:
         errors.append(f"the archive failed its audit check after this run: {summary['audit_first_bad']}. Quarantine it and "
                       f"open a deviation (`inspection audit verify {archive_path}` names every problem).")
     if summary.get("archive_failure"):
-        # The line was stopped for it, but items already decided were still signalled at the gate, passes
-        # among them: product that left without its record is missing from the batch record.
+        # From the failure on the gate rejects every pass; passes it had already published whose records were
+        # still queued left without their record, and are missing from the batch record.
         sequences = summary.get("unarchived_sequences") or []
         span = f" (sequences {sequences[0]} to {sequences[-1]})" if sequences else ""
-        errors.append(f"{summary['unarchived']} items have no archive record{span}: {summary['archive_failure']}. Segregate "
-                      "the product inspected then, passes included, and fix the archive's disk before restarting.")
+        released = summary.get("unarchived_passed_sequences") or []
+        if released:
+            fate = (f"{len(released)} of them passed the reject gate before the failure was known (sequences "
+                    f"{_sequence_list(released)}): segregate that product. Every later pass was rejected as a fault")
+        else:
+            fate = "None of them was released: every pass from the failure on was rejected as a fault"
+        errors.append(f"{summary['unarchived']} items have no archive record{span}: {summary['archive_failure']}. {fate}. "
+                      "Fix the archive's disk before restarting.")
     elif summary["unarchived"]:
         errors.append(f"{summary['unarchived']} items have no archive record; the next start records them as faults.")
     gate = summary["gate"]
@@ -373,6 +379,13 @@ def station_run_errors(summary: dict, archive_path: Path | None) -> list[str]:
                       "faults): segregate the product that passed the gate then (the missed_gate alarms name the items) "
                       "and check what delayed the station.")
     return errors
+
+
+def _sequence_list(sequences: list[int], listed: int = 10) -> str:
+    """'3, 4, 9' for a few numbers; '3, 4, 9, ... 81 (25 in all)' for many."""
+    if len(sequences) <= listed:
+        return ", ".join(map(str, sequences))
+    return f"{', '.join(map(str, sequences[:listed - 1]))}, ... {sequences[-1]} ({len(sequences)} in all)"
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:

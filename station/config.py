@@ -134,6 +134,7 @@ class ArchiveSettings(StrictModel):
     path: Path | None = None  # None: nothing archived (replay and benchmarks only)
     pass_sample_every: int = Field(default=100, ge=0)  # archive every Nth pass; 0: none
     max_queue: int = Field(default=4096, ge=1)
+    # A failed archive writer stops the line or only alarms; either way no pass is released after it.
     on_failure: Literal["stop_line", "alarm"] = "stop_line"
 
 

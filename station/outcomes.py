@@ -18,11 +18,13 @@ class FinalOutcome:
 def final_outcome(decision: Decision | None, event: GateEvent) -> FinalOutcome:
     """An item passes only when its decision was pass AND the PLC got that result in time.
 
-    Late decisions are rejected (counted as reject unless already uncertain/fault); a result the
-    PLC never received, an item that missed the gate or was abandoned at shutdown, and an item
-    with no decision by its deadline are faults. Never a silent pass.
+    Late decisions are rejected (counted as reject unless already uncertain/fault); a pass the gate
+    withheld (the station could no longer record it), a result the PLC never received, an item that
+    missed the gate or was abandoned at shutdown, and an item with no decision by its deadline are
+    faults. Never a silent pass.
     """
-    if decision is None or event.result.error and decision.verdict != Verdict.FAULT:
+    withheld = event.withheld_reason is not None  # only a pass on time is withheld, so it had a decision
+    if decision is None or event.result.error and decision.verdict != Verdict.FAULT and not withheld:
         return FinalOutcome(Verdict.FAULT, True, "no decision by the time the item reached the gate")
     if event.outcome == Outcome.PUBLISH_FAILED:
         return FinalOutcome(Verdict.FAULT, event.result.late, f"PLC did not receive the result ({decision.reason})")
@@ -30,6 +32,8 @@ def final_outcome(decision: Decision | None, event: GateEvent) -> FinalOutcome:
         return FinalOutcome(Verdict.FAULT, True, f"decision came after the item left the reject gate ({decision.reason})")
     if event.outcome == Outcome.ABANDONED:
         return FinalOutcome(Verdict.FAULT, True, f"station stopped before the item reached the gate ({decision.reason})")
+    if withheld:
+        return FinalOutcome(Verdict.FAULT, False, f"pass withheld, rejected: {event.withheld_reason} ({decision.reason})")
     if event.result.late:
         verdict = decision.verdict if decision.verdict != Verdict.PASS else Verdict.REJECT
         return FinalOutcome(verdict, True, f"late decision, rejected ({decision.reason})")

@@ -404,7 +404,13 @@ class StationPipeline:
             self.archive_failed(exc)
 
     def archive_failed(self, exc: Exception) -> None:
-        """The archive refused a record or its writer stopped: stop the line or alarm, per the config."""
+        """The archive refused a record or its writer stopped: stop the line or alarm, per the config.
+
+        A writer that stopped (a disk error, not a queue that is only full) will record no item of this
+        run again, so from now on no item is released without its record: the gate rejects every pass
+        it has not yet published, as a fault, whichever the policy."""
+        if self._archive is not None and self._archive.failure is not None:
+            self.gate.withhold_passes(f"the archive failed ({self._archive.failure})")
         if self._settings.stop_line_on_archive_failure:
             self.stop(f"archive: cannot keep up or failed ({exc}); line stopped")
         else:

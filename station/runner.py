@@ -13,6 +13,7 @@ from rich.live import Live
 
 from inspection.backends import Backend, BackendKind, open_backend
 from inspection.bundle import Bundle, ensure_not_in_bundle, load_bundle
+from inspection.decision import Verdict
 from inspection.console import stderr_console
 from inspection.errors import BackendError, BackendUnavailableError, BundleError, BundleIntegrityError, ConfigError, OutputExistsError
 from inspection.preprocess import prepare, to_model_input
@@ -109,6 +110,7 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
             metrics_server.shutdown()
         source.close()
         unarchived: list[int] = []
+        released_unarchived: list[int] = []
         archive_failure = None
         if archive is not None:
             pipeline.flush_backlog()
@@ -121,12 +123,16 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
                 archive_failure = str(exc)
             if archive_failure is None and archive.failure is not None:  # e.g. chain_head unwritable after a commit
                 archive_failure = str(archive.failure)
-            unarchived = sorted(r.sequence for r in [*archive.unarchived(), *pipeline.backlog])
+            records = [*archive.unarchived(), *pipeline.backlog]
+            unarchived = sorted(r.sequence for r in records)
+            released_unarchived = sorted(r.sequence for r in records if r.verdict == Verdict.PASS.value)
         audit = verify_archive(config.archive.path) if config.archive.path is not None else None
         summary = summarise(pipeline, bundle, backend, raw_fps, elapsed_s, archive, len(unarchived), audit)
         if archive_failure is not None:
             summary["archive_failure"] = archive_failure
             summary["unarchived_sequences"] = unarchived
+            # Passed at the gate before the failure was known: product out without its record.
+            summary["unarchived_passed_sequences"] = released_unarchived
         summary["backend_choice"] = backend_choice
         summary["inference_workers"] = chosen.inference_workers
         summary["gate_thread_priority"] = config.gate.thread_priority

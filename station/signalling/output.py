@@ -55,6 +55,10 @@ class ItemResult:
         """The same decision, arrived after its deadline: always rejected."""
         return replace(self, reject=True, late=True)
 
+    def as_withheld(self) -> ItemResult:
+        """A pass the station can no longer release (see RejectGate.withhold_passes): a rejected fault."""
+        return replace(self, reject=True, verdict=Verdict.FAULT.value, error=True)
+
 
 class ResultOutput(Protocol):
     """What the station calls; one per line. Implementations must be safe to call from two threads

@@ -76,6 +76,7 @@ class GateEvent:
     deadline: float  # position the item was due at the gate
     signal_position: float  # position when the gate acted
     lateness: float  # signal_position - deadline, in position units
+    withheld_reason: str | None = None  # set when a pass was published as a fault (see RejectGate.withhold_passes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +149,7 @@ class RejectGate:
         self._count = {f.name: 0 for f in fields(GateCounts) if f.name != "pending"}
         self._draining = self._stopping = self._closed = False
         self.alarm_active, self.alarm_reason = False, ""
+        self._withhold_reason: str | None = None
         # Told every alarm the gate raises on its output, so the station's run summary lists it too.
         self.on_alarm: Callable[[str], None] | None = None
         self._reconnect_wanted = threading.Event()
@@ -198,6 +200,14 @@ class RejectGate:
             item.resolved_late = True
             self._cond.notify()
             return Resolution.LATE
+
+    def withhold_passes(self, reason: str) -> None:
+        """From now on, every pass not yet published is published as a fault (rejected): the station
+        can no longer stand behind a release, e.g. its audit record cannot be written. Irreversible for
+        this gate: a restart, after the cause is fixed, releases product again."""
+        with self._cond:
+            if self._withhold_reason is None:
+                self._withhold_reason = reason
 
     def clear_alarm(self) -> None:
         """The operator has dealt with the cause (e.g. taken out a missed item): release the line stop."""
@@ -264,8 +274,11 @@ class RejectGate:
                     result, kind = item.result.as_late(), "late"
                 else:
                     result, kind = item.result, ""
+                withheld = self._withhold_reason if not result.reject else None
+                if withheld is not None:
+                    result = result.as_withheld()
             if lateness > self._window:
-                self._finish(sequence, Outcome.MISSED_GATE, result, item.deadline, "missed_gate")
+                self._finish(sequence, Outcome.MISSED_GATE, result, item.deadline, "missed_gate", withheld=withheld)
                 self._raise_alarm(f"missed_gate: item {sequence} reached the gate {lateness:.4g} past its deadline")
                 continue
             try:
@@ -274,12 +287,12 @@ class RejectGate:
             except Exception as exc:  # noqa: BLE001
                 if not isinstance(exc, PlcConnectionLost):
                     log.exception("reject output failed on item %d", sequence)
-                self._finish(sequence, Outcome.PUBLISH_FAILED, result, item.deadline, "publish_failures", kind)
+                self._finish(sequence, Outcome.PUBLISH_FAILED, result, item.deadline, "publish_failures", kind, withheld=withheld)
                 self._raise_alarm(f"plc_communication: item {sequence} not signalled: {exc}")
                 self._reconnect_wanted.set()
                 continue
             tally = "rejected" if result.reject else "passed"
-            self._finish(sequence, Outcome.PUBLISHED, result, item.deadline, "published", tally, kind)
+            self._finish(sequence, Outcome.PUBLISHED, result, item.deadline, "published", tally, kind, withheld=withheld)
             if kind:  # rejected as it should be, but decisions are not keeping up with the line: stop it
                 when = "had no decision by" if kind == "timed_out" else "was decided after"
                 self._raise_alarm(f"decision_timeout: item {sequence} {when} its deadline")
@@ -302,25 +315,26 @@ class RejectGate:
                 return sequence, self._items.pop(sequence)
             self._cond.wait(wait_s)
 
-    def _finish(self, sequence: int, outcome: Outcome, result: ItemResult, deadline: float, *tallies: str) -> None:
+    def _finish(self, sequence: int, outcome: Outcome, result: ItemResult, deadline: float, *tallies: str,
+                withheld: str | None = None) -> None:
         with self._cond:
             for name in tallies:
                 if name:
                     self._count[name] += 1
             self._remember(sequence, outcome)
-        self._emit(sequence, outcome, result, deadline)
+        self._emit(sequence, outcome, result, deadline, withheld)
 
     def _remember(self, sequence: int, outcome: Outcome | None) -> None:
         self._finished[sequence] = outcome
         if len(self._finished) > _FINISHED_MEMORY:
             self._finished.popitem(last=False)
 
-    def _emit(self, sequence: int, outcome: Outcome, result: ItemResult, deadline: float) -> None:
+    def _emit(self, sequence: int, outcome: Outcome, result: ItemResult, deadline: float, withheld: str | None = None) -> None:
         if self._on_outcome is None:
             return
         now = self._position.now()
         try:
-            self._on_outcome(GateEvent(sequence, outcome, result, deadline, now, now - deadline))
+            self._on_outcome(GateEvent(sequence, outcome, result, deadline, now, now - deadline, withheld))
         except Exception:  # noqa: BLE001 - a faulty observer must not stop the signalling
             log.exception("on_outcome callback failed for item %d", sequence)
 

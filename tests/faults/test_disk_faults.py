@@ -104,7 +104,8 @@ def test_read_only_archive_volume_refuses_to_start(tiny_bundle, tmp_path):
 
 
 @pytest.mark.parametrize("policy", ["stop_line", "alarm"])
-def test_archive_turning_read_only_mid_run_follows_the_policy(tiny_bundle, tmp_path, monkeypatch, live_pipeline, policy):
+def test_archive_turning_read_only_mid_run_follows_the_policy_and_releases_nothing_after(passing_bundle, tmp_path, monkeypatch,
+                                                                                        live_pipeline, policy):
     monkeypatch.setattr(runner, "RAW_FPS_SECONDS", 0.1)
     real_write = store._write_file_durably
 
@@ -118,7 +119,7 @@ def test_archive_turning_read_only_mid_run_follows_the_policy(tiny_bundle, tmp_p
     monkeypatch.setattr(store, "_write_file_durably", write_until_read_only)
     archive = tmp_path / "arch"
     config = load_station_config(write_config(
-        tmp_path / "s.yaml", bundle=str(tiny_bundle), station={"lot": "RO", "id": "st"},
+        tmp_path / "s.yaml", bundle=str(passing_bundle), station={"lot": "RO", "id": "st"},
         source=small_line(rate_hz=200.0), gate={"transport_delay_ms": 50},
         archive={"path": str(archive), "pass_sample_every": 1, "on_failure": policy},
     ))
@@ -130,6 +131,16 @@ def test_archive_turning_read_only_mid_run_follows_the_policy(tiny_bundle, tmp_p
     committed = archived_sequences(archive, "RO", "st")
     assert committed == list(range(1, s["archived"] + 1))
     assert s["unarchived_sequences"] == list(range(s["archived"] + 1, s["frames"] + 1))
+    # From the failure on, the gate rejects every pass (a fault): only passes it published before the
+    # station knew are out without a record, and the run names them.
+    held_back = live_pipeline[0].backlog  # the records of items that reached the gate after the failure
+    withheld = [r.sequence for r in held_back if r.reason.startswith("pass withheld, rejected: the archive failed")]
+    released = s["unarchived_passed_sequences"]
+    assert withheld, "the items in transit at the failure, nearly all good, should have been withheld"
+    assert all(sequence < withheld[0] for sequence in released) and len(released) < 20
+    assert not [r.sequence for r in held_back if r.verdict == "pass" and r.sequence > withheld[0]]
+    if policy == "alarm":  # the line ran on: about 240 more items, nearly all good, none released
+        assert len(withheld) > 100
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:

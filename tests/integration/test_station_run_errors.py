@@ -49,9 +49,19 @@ def test_an_archive_that_fails_its_audit_names_the_command_to_inspect_it(clean_s
     assert "record 7: hash mismatch" in error and f"inspection audit verify {tmp_path / 'archive'}" in error
 
 
-def test_a_failed_archive_names_the_items_without_a_record_and_says_to_segregate_them(clean_summary):
-    failed = {**clean_summary, "unarchived": 3, "unarchived_sequences": [17, 18, 20],
+def test_a_failed_archive_names_the_items_without_a_record_and_the_passes_among_them_to_segregate(clean_summary):
+    failed = {**clean_summary, "unarchived": 3, "unarchived_sequences": [17, 18, 20], "unarchived_passed_sequences": [17, 20],
               "archive_failure": "cannot write 3 records: [Errno 28] No space left on device"}
     [error] = station_run_errors(failed, None)
     assert error.startswith("3 items have no archive record (sequences 17 to 20): cannot write 3 records")
-    assert "Segregate the product inspected then, passes included" in error
+    assert "2 of them passed the reject gate before the failure was known (sequences 17, 20): segregate that product" in error
+    many = {**failed, "unarchived_passed_sequences": list(range(30, 55))}
+    [error] = station_run_errors(many, None)
+    assert "(sequences 30, 31, 32, 33, 34, 35, 36, 37, 38, ... 54 (25 in all))" in error
+
+
+def test_a_failed_archive_that_released_nothing_says_so(clean_summary):
+    failed = {**clean_summary, "unarchived": 2, "unarchived_sequences": [5, 6], "unarchived_passed_sequences": [],
+              "archive_failure": "disk full"}
+    [error] = station_run_errors(failed, None)
+    assert "None of them was released: every pass from the failure on was rejected as a fault" in error

@@ -118,6 +118,30 @@ def test_decision_after_deadline_but_before_the_gate_got_to_it_is_a_late_reject(
     assert counts.balanced
 
 
+def test_after_withhold_passes_every_pass_not_yet_published_is_a_rejected_fault_and_rejects_keep_their_class() -> None:
+    rejector = SimulatedRejector()
+    events: list[GateEvent] = []
+    gate = make_gate(rejector, delay_ms=40, on_outcome=events.append)
+    t0 = time.monotonic()
+    gate.track(1, t0)
+    gate.resolve(1, passed(1))
+    wait_for(lambda: gate.counts().published == 1)  # released before the station knew of any failure
+    for sequence in (2, 3):
+        gate.track(sequence, time.monotonic())
+    gate.resolve(2, passed(2))
+    gate.resolve(3, rejected(3, code=4))
+    gate.withhold_passes("the archive failed (disk full)")
+    gate.close()
+
+    published = {r.result.sequence: r.result for r in rejector.published}
+    assert published[1] == passed(1)
+    assert published[2] == ItemResult(2, reject=True, verdict="fault", defect_class_code=0, late=False, error=True)
+    assert published[3] == rejected(3, code=4)
+    assert [e.withheld_reason for e in events] == [None, "the archive failed (disk full)", None]
+    counts = gate.counts()
+    assert (counts.passed, counts.rejected) == (1, 2) and counts.balanced
+
+
 def test_item_reached_past_the_gate_window_is_not_published_and_stops_the_line() -> None:
     rejector = SimulatedRejector(publish_delay_s=0.250)
     events: list[GateEvent] = []
