@@ -51,11 +51,11 @@ def _records(root) -> dict[int, str]:
         db.close()
 
 
-def test_disk_full_stops_the_line_and_a_restart_after_cleanup_accounts_for_every_item(tiny_bundle, tmp_path, volume):
+def test_disk_full_stops_the_line_and_a_restart_after_cleanup_accounts_for_every_item(passing_bundle, tmp_path, volume):
     server = ModbusTestServer().start()
     archive = volume / "arch"
     config = write_config(
-        tmp_path / "s.yaml", bundle=str(tiny_bundle), station={"lot": "DF", "id": "st"},
+        tmp_path / "s.yaml", bundle=str(passing_bundle), station={"lot": "DF", "id": "st"},
         source=small_line(rate_hz=200.0), gate={"transport_delay_ms": 50},
         output={"kind": "modbus", "host": "127.0.0.1", "port": server.port, "timeout_s": 0.5},
         archive={"path": str(archive), "pass_sample_every": 1},
@@ -64,6 +64,8 @@ def test_disk_full_stops_the_line_and_a_restart_after_cleanup_accounts_for_every
         full = cli("station", "run", str(config), "--frames", "2000", "--json")
         assert server.registers(reg.ALARM, 2) == [1, reg.AlarmReason.ARCHIVE]
         assert server.registers(reg.READY) == [0]
+        # sequence -> (RESULT_REJECT, RESULT_VERDICT) as the PLC received them
+        signalled = {(w.values[0] << 16) | w.values[1]: (w.values[2], w.values[3]) for w in server.writes_to(reg.RESULT_SEQUENCE_HI)}
     finally:
         server.stop()
     assert full.returncode == 1, full.stderr
@@ -75,10 +77,17 @@ def test_disk_full_stops_the_line_and_a_restart_after_cleanup_accounts_for_every
     assert list(acknowledged) == list(range(1, s["archived"] + 1))  # committed records: a gap-free prefix
     assert s["unarchived_sequences"] == list(range(s["archived"] + 1, s["frames"] + 1))
     assert cli("audit", "verify", str(archive)).returncode == 0  # intact while still full
+    # Every pass the PLC got has its committed record, or the run names it as product to segregate; the
+    # items that reached the gate after the failure (nearly all good) were signalled as faults instead.
+    released = {sequence for sequence, (reject, _) in signalled.items() if not reject}
+    assert released - set(acknowledged) == set(s["unarchived_passed_sequences"])
+    withheld = [sequence for sequence, (_, verdict) in signalled.items()
+                if verdict == reg.VERDICT_CODES["fault"] and sequence > max(acknowledged)]
+    assert withheld and all(sequence < withheld[0] for sequence in s["unarchived_passed_sequences"])
 
     subprocess.run(["mount", "-o", "remount,size=16m", str(volume)], check=True)  # space returns
     # Restart after the cleanup (on the simulated rejector: the PLC's part was checked above).
-    restart = write_config(tmp_path / "restart.yaml", bundle=str(tiny_bundle), station={"lot": "DF", "id": "st"},
+    restart = write_config(tmp_path / "restart.yaml", bundle=str(passing_bundle), station={"lot": "DF", "id": "st"},
                            source=small_line(), archive={"path": str(archive), "pass_sample_every": 1})
     after = cli("station", "run", str(restart), "--frames", "10", "--json")
     assert after.returncode == 0, after.stderr
