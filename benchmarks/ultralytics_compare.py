@@ -7,7 +7,7 @@ same ONNX model (a `yolo11n-cls` at 224 px, imported with `inspection bundle imp
 Reproduce (nothing is downloaded at run time; the model is built from its YAML with random weights):
 
     # once: a separate venv for Ultralytics (it pulls opencv-python, which clashes with the project's
-    # opencv-python-headless, so it never goes into .venv; /.bench-venv/ is in .git/info/exclude).
+    # opencv-python-headless, so it never goes into .venv; /.bench-venv/ is in .gitignore).
     python3.11 -m venv .bench-venv
     # the local CPU torch wheel only stands in for torch while pip resolves (no CUDA download) ...
     .bench-venv/bin/pip install /opt/wheels/torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl \\

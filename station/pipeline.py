@@ -36,6 +36,7 @@ from station.archive import ArchiveWriter, ItemRecord
 from station.archive.errors import ArchiveError
 from station.archive.records import utc_now_iso
 from station.outcomes import final_outcome
+from station.read_ahead import ReadAheadLimit
 from station.signalling import GateEvent, ItemResult, RejectGate
 from station.sources import Frame, FrameSource, SourceExhausted
 from station.timing_histogram import TimingHistogram
@@ -60,6 +61,9 @@ class PipelineSettings:
     first_sequence: int = 1  # continues the archive's numbering for this lot and station
     prepare_threads: int = 1  # 1: the capture thread prepares each frame itself
     inference_workers: int = 1  # threads that each gather a batch and run the backend (which must allow it)
+    # Unpaced replay: the longest an item read ahead should wait for its decision (see ReadAheadLimit);
+    # the runner sets half the gate's transport delay.
+    read_ahead_wait_s: float = 0.125
 
 
 @dataclass(slots=True)
@@ -108,11 +112,12 @@ class StationPipeline:
         self._spec, self._policy = bundle.meta.input, bundle.meta.policy
         self._good = set(bundle.meta.good_classes)
         self._queue: queue.Queue = queue.Queue(maxsize=settings.queue_size)
-        # Unpaced replay keeps one batch waiting while one is inferred: that keeps the backend busy,
-        # and more would only add latency (and, past the gate's transport delay, late faults). So it
-        # reads the next item only while fewer than two batches' worth are undecided, however many
-        # inference workers share them (a second worker's batch would otherwise add a third).
-        self._undecided_slots = None if source.paced else threading.BoundedSemaphore(2 * settings.max_batch)
+        # Unpaced replay reads the next item only while fewer items are undecided than ReadAheadLimit
+        # allows: enough to keep every inference worker busy, few enough to be decided in time.
+        self._read_ahead = (None if source.paced
+                            else ReadAheadLimit(settings.max_batch, settings.inference_workers, settings.read_ahead_wait_s))
+        self._items_read = self._items_decided = 0
+        self._decided_changed = threading.Condition()
         self._in_flight: dict[int, _InFlight] = {}
         self._lock = threading.Lock()
         self._alarms_lock = threading.Lock()
@@ -189,8 +194,9 @@ class StationPipeline:
                 frame = self._source.read()
             except SourceExhausted:
                 self._take_source_alarms()  # e.g. a video file that ended before the frames it announced
-                if self._undecided_slots is not None:
-                    self._undecided_slots.release()
+                if self._read_ahead is not None:
+                    with self._decided_changed:
+                        self._items_read -= 1
                 return
             self._take_source_alarms()
             self._wait_for_archive_room()
@@ -221,13 +227,16 @@ class StationPipeline:
                 self._overrun(sequence, item)
 
     def _take_undecided_slot(self) -> bool:
-        """Unpaced replay: wait until fewer than two batches' worth of items are undecided (`_resolve`
-        frees a slot); False when the run is stopped meanwhile."""
-        if self._undecided_slots is None:
+        """Unpaced replay: wait until the read-ahead limit allows one more undecided item (`_resolve`
+        decides one); False when the run is stopped meanwhile."""
+        if self._read_ahead is None:
             return True
-        while not self._undecided_slots.acquire(timeout=0.1):
-            if self._stop.is_set():
-                return False
+        with self._decided_changed:
+            while self._items_read - self._items_decided >= self._read_ahead.limit(self._items_decided, time.monotonic()):
+                if self._stop.is_set():
+                    return False
+                self._decided_changed.wait(0.1)
+            self._items_read += 1
         return True
 
     def _wait_for_archive_room(self) -> None:
@@ -336,8 +345,10 @@ class StationPipeline:
         item.prepared = None  # the batch is done with it; free the memory early
         self.tally.latencies_ms.record((time.monotonic() - item.frame.trigger_time_s) * 1000)
         self.gate.resolve(sequence, ItemResult.from_decision(sequence, decision, self._policy.class_names))
-        if self._undecided_slots is not None:
-            self._undecided_slots.release()
+        if self._read_ahead is not None:
+            with self._decided_changed:
+                self._items_decided += 1
+                self._decided_changed.notify()
 
     # ------------------------------------------------------------------ gate thread
 

@@ -89,6 +89,8 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
             first_sequence=first_sequence,
             prepare_threads=config.batching.prepare_threads,
             inference_workers=chosen.inference_workers,
+            # Half the transport delay: the other half is room for a slow spell before an item is late.
+            read_ahead_wait_s=config.gate.transport_delay_ms / 2000.0,
         )
         gate_output = output
 

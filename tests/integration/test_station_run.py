@@ -21,6 +21,7 @@ from inspection.preprocess import prepare
 from station.archive import Archive, verify_archive
 from station.config import StationConfig, load_station_config
 from station.pipeline import StationPipeline
+from station.read_ahead import RATE_WINDOW_ITEMS
 from station.runner import RunLimits, run_station
 from station.signalling.thread_priority import check_realtime_allowed
 from station.sources.replay import FolderReplaySource
@@ -374,18 +375,18 @@ def test_onnxruntime_inference_workers_run_batches_side_by_side(tiny_bundle, mon
         assert f", {max(1, len(os.sched_getaffinity(0)) // 2)} threads" in summary["backend"]
 
 
-def test_unpaced_replay_reads_ahead_at_most_two_batches_of_undecided_items(tiny_bundle, monkeypatch):
-    # More would only wait in a queue: latency that, past the gate's transport delay, faults items.
+def _count_undecided_at_each_read(monkeypatch) -> list[tuple[int, int]]:
+    """(items decided so far, items undecided) as each item is read from the synthetic line."""
     from station.sources.synthetic_line import SyntheticLineSource
 
-    ConcurrentCalls(monkeypatch)  # slows each batch down, so the camera side runs ahead if it may
-    counts = {"read": 0, "decided": 0, "most_undecided": 0}
+    counts = {"read": 0, "decided": 0}
+    at_read: list[tuple[int, int]] = []
     original_read, original_resolve = SyntheticLineSource.read, StationPipeline._resolve
 
     def read(source):
         frame = original_read(source)
         counts["read"] += 1
-        counts["most_undecided"] = max(counts["most_undecided"], counts["read"] - counts["decided"])
+        at_read.append((counts["decided"], counts["read"] - counts["decided"]))
         return frame
 
     lock = threading.Lock()
@@ -397,6 +398,33 @@ def test_unpaced_replay_reads_ahead_at_most_two_batches_of_undecided_items(tiny_
 
     monkeypatch.setattr(SyntheticLineSource, "read", read)
     monkeypatch.setattr(StationPipeline, "_resolve", resolve)
+    return at_read
+
+
+def test_unpaced_replay_reads_ahead_at_most_a_batch_per_worker_and_one_gathering(tiny_bundle, monkeypatch):
+    # More would only wait in a queue: latency that, past the gate's transport delay, faults items.
+    ConcurrentCalls(monkeypatch)  # slows each batch down, so the camera side runs ahead if it may
+    at_read = _count_undecided_at_each_read(monkeypatch)
     summary = run_station(tiny_line(tiny_bundle, batching={"max_batch": 3}), RunLimits(frames=120), progress=False)
     assert summary["frames"] == 120 == summary["passed"] + summary["rejected"] + summary["uncertain"] + summary["fault"]
-    assert summary["inference_workers"] == 2 and counts["most_undecided"] == 2 * 3
+    assert summary["inference_workers"] == 2 and max(undecided for _, undecided in at_read) == (2 + 1) * 3
+
+
+def test_unpaced_replay_reads_ahead_no_more_than_it_decides_in_half_the_transport_delay(tiny_bundle, monkeypatch):
+    # A model too slow for three batches to wait within the gate's delay: each batch of 4 takes at
+    # least 30 ms, so 2 workers decide at most 267 items/s, 8 in the 30 ms that half a 60 ms delay leaves.
+    from inspection.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+    original_infer = OnnxRuntimeBackend.infer
+
+    def slow_infer(backend, batch):
+        time.sleep(0.030)
+        return original_infer(backend, batch)
+
+    monkeypatch.setattr(OnnxRuntimeBackend, "infer", slow_infer)
+    at_read = _count_undecided_at_each_read(monkeypatch)
+    summary = run_station(tiny_line(tiny_bundle, batching={"max_batch": 4}, gate={"transport_delay_ms": 60}),
+                          RunLimits(frames=400), progress=False)
+    assert summary["frames"] == 400 and summary["inference_workers"] == 2
+    assert max(undecided for _, undecided in at_read) == 12  # three batches, until the rate was measured
+    assert max(undecided for decided, undecided in at_read if decided >= 3 * RATE_WINDOW_ITEMS) <= 8
