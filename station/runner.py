@@ -13,8 +13,8 @@ from rich.live import Live
 
 from inspection.backends import Backend, BackendKind, open_backend
 from inspection.bundle import Bundle, ensure_not_in_bundle, load_bundle
-from inspection.decision import Verdict
 from inspection.console import stderr_console
+from inspection.decision import Verdict
 from inspection.errors import BackendError, BackendUnavailableError, BundleError, BundleIntegrityError, ConfigError, OutputExistsError
 from inspection.preprocess import prepare, to_model_input
 from station.archive import Archive, ArchiveError, ArchiveWriter, verify_archive
