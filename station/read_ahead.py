@@ -13,7 +13,7 @@ queue by itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # The decision rate is re-measured over at least this many decisions and this long.
 RATE_WINDOW_ITEMS = 64
@@ -25,8 +25,8 @@ class ReadAheadLimit:
     max_batch: int
     inference_workers: int
     target_wait_s: float
-    _since: tuple[int, float] | None = None  # (decided count, time) where the current window began
-    _limit: int | None = None
+    _since: tuple[int, float] | None = field(default=None, init=False)  # (decided count, time) where the current window began
+    _limit: int | None = field(default=None, init=False)  # None until the first window is measured
 
     @property
     def most(self) -> int:
