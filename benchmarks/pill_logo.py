@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from inspection.input_spec import default_input_spec  # noqa: E402
 from training.dataset_index import index_dataset  # noqa: E402
 from training.evaluate import label_indices, load_prepared  # noqa: E402
+from training.pipeline import guess_good_classes  # noqa: E402
 from training.recipe import TrainRecipe  # noqa: E402
 from training.trainer import LabeledImages, predict_probabilities, train_classifier  # noqa: E402
 from training.versions import library_versions, machine_description  # noqa: E402
@@ -57,7 +58,7 @@ def main() -> None:
         train = LabeledImages(images[~held_out], labels[~held_out])
         with tempfile.TemporaryDirectory() as checkpoints:
             result = train_classifier(train, no_validation, list(index.classes), spec, recipe, Path(checkpoints),
-                                      "pill-logo", progress=False)
+                                      "pill-logo", progress=False, good_classes=guess_good_classes(index.classes))
         predicted = predict_probabilities(result.classifier, images[held_out], recipe.orientation_average).argmax(1)
         true_label = index.classes[int(labels[held_out][0])]
         fold = {"group": group, "label": true_label, "images": int(held_out.sum()),

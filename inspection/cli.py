@@ -218,6 +218,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "weights": str(args.weights) if args.weights else None,
         "seed": args.seed,
         "max_escape_rate": args.max_escape_rate,
+        "good_vs_defect_weight": args.good_vs_defect_weight,
     }
     options = {k: v for k, v in given.items() if v is not None}
     if args.item_crop is not None:
@@ -539,9 +540,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="torchvision classifier name (default mobilenet_v3_small)")
     p.add_argument("--image-size", type=_positive_int, help="model input size in px (default 128)")
     p.add_argument("--item-crop", metavar="FRACTION|none",
-                   help="square crop centred on the item, as a share of the frame's short side (default 0.8); none: the whole frame")
+                   help="square crop centred on the item, as a share of the frame's short side (default 0.6); none: the whole frame")
     p.add_argument("--no-orientation-average", action="store_true",
                    help="serve one view per item instead of the mean over its 8 orientations (8x cheaper at the station)")
+    p.add_argument("--good-vs-defect-weight", type=float, metavar="W",
+                   help="weight of the loss term on the defect score the station decides on (default 1; 0: cross-entropy only)")
     p.add_argument("--epochs", type=int, help="at most this many epochs (default 100)")
     p.add_argument("--budget-s", metavar="SECONDS|none",
                    help="train fewer epochs where --epochs would not fit this many seconds at the first epoch's pace "

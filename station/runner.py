@@ -67,7 +67,9 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
         output.open()
         output.set_ready(True)
         if config.archive.path is not None:
-            archive = ArchiveWriter(config.archive.path, max_queue=config.archive.max_queue)
+            archive = ArchiveWriter(config.archive.path, max_queue=config.archive.max_queue,
+                                    group_commit_s=config.archive.group_commit_ms / 1000.0,
+                                    png_compression=config.archive.png_compression)
             archive.start()
             # Before numbering resumes: items the last run issued but never archived get their fault record.
             recovered = recover_in_flight(config.archive.path, config.station.id)

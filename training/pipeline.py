@@ -52,7 +52,7 @@ def train_bundle(
     ensure_can_create(out, overwrite, inputs=[data_root])
     index = index_dataset(data_root, progress=progress)
     class_names = index.classes
-    good = good_classes or _guess_good_classes(class_names)
+    good = good_classes or guess_good_classes(class_names)
     unknown = [name for name in good if name not in class_names]
     if unknown:
         raise ConfigError(f"--good names {', '.join(unknown)}, which is not a class of {data_root} "
@@ -67,7 +67,8 @@ def train_bundle(
         for name, entries in splits.items()
     }
     result = train_classifier(
-        data["train"], data["val"], list(class_names), spec, recipe, checkpoint_dir_for(out), index.dataset_hash, resume, progress
+        data["train"], data["val"], list(class_names), spec, recipe, checkpoint_dir_for(out), index.dataset_hash, resume, progress,
+        good_classes=good,
     )
     # Parity and calibration need held-out images; a dataset without val falls back to train, and says so.
     check_split = "val" if len(splits["val"]) else "train"
@@ -159,7 +160,7 @@ def _headline(metrics: dict) -> dict:
     return {k: metrics[k] for k in keys}
 
 
-def _guess_good_classes(class_names: tuple[str, ...]) -> tuple[str, ...]:
+def guess_good_classes(class_names: tuple[str, ...]) -> tuple[str, ...]:
     for candidate in ("good", "normal", "ok", "pass"):
         if candidate in class_names:
             return (candidate,)

@@ -11,7 +11,7 @@ class TrainRecipe(StrictModel):
     model: str = "mobilenet_v3_small"
     image_size_px: int = Field(default=128, ge=32, le=1024)
     # Share of the frame's short side cropped around the item before resizing (None: whole frame).
-    item_crop_fraction: float | None = Field(default=0.8, ge=0.2, le=1.0)
+    item_crop_fraction: float | None = Field(default=0.6, ge=0.2, le=1.0)
     # Serve the mean of the probabilities over the item's 8 orientations (inside model.onnx; see
     # inspection.backends.torch_model.WithSoftmax). Costs 8 model passes per item at the station.
     orientation_average: bool = True
@@ -25,6 +25,8 @@ class TrainRecipe(StrictModel):
     weight_decay: float = Field(default=0.01, ge=0, le=1)
     # Exponential moving average of the weights, evaluated and kept instead of the raw weights
     # (0: off). From-scratch training on a few thousand images is noisy from step to step.
+    # Weight of the good-versus-defect term added to the cross-entropy (training.loss; 0: off).
+    good_vs_defect_weight: float = Field(default=1.0, ge=0)
     ema_decay: float = Field(default=0.995, ge=0, lt=1)
     warmup_epochs: float = Field(default=1.0, ge=0)
     patience_epochs: int = Field(default=15, ge=1)

@@ -18,6 +18,7 @@ from inspection.console import progress_bar
 from inspection.errors import BackendUnavailableError, ConfigError, OutputExistsError, first_line
 from inspection.input_spec import InputSpec
 from training.augment import augment_batch, build_augmentation
+from training.loss import InspectionLoss
 from inspection.backends.torch_model import InspectionClassifier, WithSoftmax
 from training.models import build_classifier
 from training.recipe import TrainRecipe
@@ -112,6 +113,8 @@ def train_classifier(
     dataset_hash: str,
     resume: bool = False,
     progress: bool = True,
+    *,
+    good_classes: tuple[str, ...],
 ) -> TrainResult:
     device = resolve_device(recipe.device)
     torch.manual_seed(recipe.seed)
@@ -122,7 +125,8 @@ def train_classifier(
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.learning_rate, weight_decay=recipe.weight_decay, fused=True)
     use_amp = device == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    loss_fn = nn.CrossEntropyLoss(weight=class_weights(train.labels, len(class_names)).to(device))
+    good_mask = torch.tensor([name in good_classes for name in class_names])
+    loss_fn = InspectionLoss(class_weights(train.labels, len(class_names)), good_mask, recipe.good_vs_defect_weight).to(device)
     transform = build_augmentation(recipe.seed)
 
     steps_per_epoch = max(1, len(train.images) // recipe.batch_size)

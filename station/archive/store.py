@@ -64,13 +64,14 @@ def _schema_sql() -> str:
 
 
 class Archive:
-    def __init__(self, root: Path, connection: sqlite3.Connection) -> None:
+    def __init__(self, root: Path, connection: sqlite3.Connection, png_compression: str = "fast") -> None:
         self.root = root
         self._db = connection
+        self.png_compression = png_compression
         self._touched_dirs: set[Path] = set()
 
     @classmethod
-    def open(cls, root: Path, create: bool = True) -> "Archive":
+    def open(cls, root: Path, create: bool = True, png_compression: str = "fast") -> "Archive":
         root = Path(root)
         index = root / INDEX_NAME
         if create:
@@ -91,7 +92,7 @@ class Archive:
         if version > SCHEMA_VERSION:
             db.close()
             raise ArchiveError(f"{index} has schema version {version}; this tool reads up to {SCHEMA_VERSION}. Upgrade the tool.")
-        archive = cls(root, db)
+        archive = cls(root, db, png_compression)
         if create:
             try:
                 archive._check_head_file()
@@ -201,7 +202,7 @@ class Archive:
     def _store_image(self, record: ItemRecord) -> str | None:
         if record.image is None:
             return None
-        png = encode_png(record.image)  # runs in the caller's thread: the writer's, never the hot path
+        png = encode_png(record.image, self.png_compression)  # runs in the caller's thread: the writer's, never the hot path
         sha = sha256_bytes(png)
         path = self.image_path(sha)
         if path.exists():

@@ -3,8 +3,9 @@
 submit() only enqueues (PNG encoding and disk I/O happen in the writer thread). When the queue is
 full, submit() raises ArchiveBackpressure; after an append error, it raises ArchiveFailed. Either
 way the station must alarm and stop the line: a record that cannot be archived is never discarded
-silently. The writer commits whatever is queued in one transaction (up to max_batch), and a record
-counts as archived (acknowledged) only once its transaction has committed.
+silently. The writer commits in one transaction what arrives within group_commit_s of the first
+record waiting (up to max_batch), and a record counts as archived (acknowledged) only once its
+transaction has committed.
 """
 
 from __future__ import annotations
@@ -31,9 +32,15 @@ class ArchiveWriter:
         max_queue: int = 1024,
         max_batch: int = 64,
         on_failure: Callable[[Exception], None] | None = None,
+        group_commit_s: float = 0.0,
+        png_compression: str = "fast",
     ) -> None:
         if max_queue < 1 or max_batch < 1:
             raise ArchiveError(f"max_queue={max_queue} and max_batch={max_batch} must both be >= 1.")
+        if not 0.0 <= group_commit_s <= 1.0:
+            raise ArchiveError(f"group_commit_s={group_commit_s} must be between 0 and 1 second.")
+        self._group_commit_s = group_commit_s
+        self._png_compression = png_compression
         self.archive_root = Path(archive_root)
         self.on_failure = on_failure
         self._max_batch = max_batch
@@ -153,7 +160,7 @@ class ArchiveWriter:
 
     def _run(self) -> None:
         try:
-            archive = Archive.open(self.archive_root)
+            archive = Archive.open(self.archive_root, png_compression=self._png_compression)
         except Exception as exc:
             self._open_error = exc
             self._opened.set()
@@ -186,9 +193,13 @@ class ArchiveWriter:
                     if self._closing and self._queue.empty():
                         return None
         batch = [first]
+        # Group commit: each commit costs two fsyncs (the index and chain_head), whatever it holds, so
+        # the writer gathers what arrives within group_commit_s of the first record before committing.
+        deadline = time.monotonic() + self._group_commit_s
         while len(batch) < self._max_batch:
             try:
-                batch.append(self._queue.get_nowait())
+                remaining_s = deadline - time.monotonic()
+                batch.append(self._queue.get(timeout=remaining_s) if remaining_s > 0 else self._queue.get_nowait())
             except queue.Empty:
                 break
         return batch

@@ -38,7 +38,7 @@ def test_training_writes_a_complete_bundle(trained):
     assert meta["dataset"]["dataset_hash"] == summary["dataset"]["dataset_hash"]
     assert 0.0 <= meta["policy"]["pass_threshold"] <= meta["policy"]["reject_threshold"]
     assert meta["versions"]["torch"].startswith("2.14.1")
-    assert meta["input"]["item_crop_fraction"] == 0.8 and meta["recipe"]["ema_decay"] > 0  # the default recipe
+    assert meta["input"]["item_crop_fraction"] == 0.6 and meta["recipe"]["good_vs_defect_weight"] == 1.0 and meta["recipe"]["ema_decay"] > 0  # the default recipe
     assert not list(bundle.parent.glob(".bundle.staging*"))
 
 

@@ -54,9 +54,21 @@ def test_missing_file_is_a_clear_error(tmp_path):
         read_image(tmp_path / "nope.png")
 
 
-def test_png_round_trip_is_lossless():
-    image = np.random.default_rng(3).integers(0, 256, (17, 23, 3), dtype=np.uint8)
-    assert np.array_equal(decode_image(encode_png(image), "x"), image)
+@pytest.mark.parametrize("compression", ["fast", "none"])
+@pytest.mark.parametrize("shape", [(17, 23, 3), (17, 23)])
+def test_png_round_trip_is_lossless(compression, shape):
+    image = np.random.default_rng(3).integers(0, 256, shape, dtype=np.uint8)
+    assert np.array_equal(decode_image(encode_png(image, compression), "x"), image)
+
+
+def test_fast_png_is_smaller_than_stored_on_a_smooth_image():
+    image = np.tile(np.arange(64, dtype=np.uint8), (48, 1))[:, :, None].repeat(3, axis=2)
+    assert len(encode_png(image, "fast")) < len(encode_png(image, "none")) / 4
+
+
+def test_unknown_png_compression_is_refused():
+    with pytest.raises(ValueError, match="not one of fast, none"):
+        encode_png(np.zeros((4, 4), np.uint8), "zstd")
 
 
 def test_unusable_shapes_are_refused():

@@ -14,6 +14,7 @@ from station.archive import (
     Archive, ArchiveBackpressure, ArchiveError, ArchiveFailed, ArchiveWriter, ChainHeadError, ItemRecord, utc_now_iso,
     verify_archive,
 )  # fmt: skip
+from inspection.image_io import decode_image
 from station.archive import store as store_module
 
 
@@ -42,9 +43,9 @@ def test_500_records_all_archived_in_order(tmp_path: Path, monkeypatch: pytest.M
     encoder_threads: set[str] = set()
     real_encode = store_module.encode_png
 
-    def recording_encode(image: np.ndarray) -> bytes:
+    def recording_encode(image: np.ndarray, compression: str) -> bytes:
         encoder_threads.add(threading.current_thread().name)
-        return real_encode(image)
+        return real_encode(image, compression)
 
     monkeypatch.setattr(store_module, "encode_png", recording_encode)
     rng = np.random.default_rng(0)
@@ -58,6 +59,47 @@ def test_500_records_all_archived_in_order(tmp_path: Path, monkeypatch: pytest.M
     assert encoder_threads == {"archive-writer"}  # never in submit(), i.e. never on the hot path
     result = verify_archive(tmp_path)
     assert result.ok and result.records_checked == 500 and result.images_checked == 10
+
+
+def test_records_arriving_within_the_group_commit_window_share_one_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    batch_sizes: list[int] = []
+    real_append_many = Archive.append_many
+
+    def counting_append_many(self: Archive, records: list[ItemRecord]) -> list[str]:
+        batch_sizes.append(len(records))
+        return real_append_many(self, records)
+
+    monkeypatch.setattr(Archive, "append_many", counting_append_many)
+    with ArchiveWriter(tmp_path, group_commit_s=0.5) as writer:
+        for seq in range(5):
+            writer.submit(make_record(seq))
+            time.sleep(0.01)  # one at a time, as a line delivers them
+        writer.flush(timeout_s=10)
+    without_window = tmp_path / "without"
+    with ArchiveWriter(without_window, group_commit_s=0.0) as writer:
+        for seq in range(5):
+            writer.submit(make_record(seq))
+            time.sleep(0.05)
+        writer.flush(timeout_s=10)
+    assert batch_sizes == [5, 1, 1, 1, 1, 1]
+    assert archived_sequences(tmp_path) == list(range(5)) and archived_sequences(without_window) == list(range(5))
+
+
+@pytest.mark.parametrize("compression", ["fast", "none"])
+def test_images_are_stored_losslessly_with_either_png_compression(tmp_path: Path, compression: str) -> None:
+    image = np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    with ArchiveWriter(tmp_path, png_compression=compression) as writer:
+        writer.submit(make_record(0, image))
+        writer.flush(timeout_s=10)
+    with Archive.open(tmp_path, create=False) as archive:
+        (record,) = archive.records()
+        assert np.array_equal(decode_image(archive.image_path(record["image_sha256"]).read_bytes(), "archived"), image)
+    assert verify_archive(tmp_path).ok
+
+
+def test_a_group_commit_window_over_a_second_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ArchiveError, match="group_commit_s=2.0 must be between 0 and 1 second"):
+        ArchiveWriter(tmp_path, group_commit_s=2.0)
 
 
 def test_full_queue_raises_backpressure_and_drops_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

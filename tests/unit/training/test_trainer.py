@@ -38,7 +38,7 @@ def test_time_budget_plans_as_many_epochs_as_fit_at_the_first_epochs_pace(tmp_pa
     assert epochs_to_plan(100, 900.0, 570.0) == 1  # never none
     assert epochs_to_plan(7, 60.0, None) == 7  # no budget: the epochs asked
     train, val = tiny_data(16, 0), tiny_data(4, 1)
-    result = train_classifier(train, val, ["a", "b"], SPEC, recipe(epochs=5, time_budget_s=1e-6), tmp_path / "c", "h", progress=False)
+    result = train_classifier(train, val, ["a", "b"], SPEC, recipe(epochs=5, time_budget_s=1e-6), tmp_path / "c", "h", progress=False, good_classes=("a",))
     assert (result.epochs_planned, result.epochs_run, result.stopped_early) == (1, 1, False)
     assert result.history[0]["seconds"] > 0  # each epoch's time is kept, to see whether the pace held
 
@@ -66,11 +66,11 @@ def test_class_weights_balance_the_classes():
 
 def test_training_is_reproducible(tmp_path):
     train, val = tiny_data(32, 0), tiny_data(8, 1)
-    first = train_classifier(train, val, ["a", "b"], SPEC, recipe(), tmp_path / "first", "hash", progress=False)
-    again = train_classifier(train, val, ["a", "b"], SPEC, recipe(), tmp_path / "again", "hash", progress=False)
+    first = train_classifier(train, val, ["a", "b"], SPEC, recipe(), tmp_path / "first", "hash", progress=False, good_classes=("a",))
+    again = train_classifier(train, val, ["a", "b"], SPEC, recipe(), tmp_path / "again", "hash", progress=False, good_classes=("a",))
     assert [h["train_loss"] for h in first.history] == [h["train_loss"] for h in again.history]
     with pytest.raises(OutputExistsError, match="--resume"):
-        train_classifier(train, val, ["a", "b"], SPEC, recipe(), tmp_path / "first", "hash", progress=False)
+        train_classifier(train, val, ["a", "b"], SPEC, recipe(), tmp_path / "first", "hash", progress=False, good_classes=("a",))
 
 
 def test_resume_after_an_interruption_repeats_the_run_exactly(tmp_path, monkeypatch):
@@ -79,7 +79,7 @@ def test_resume_after_an_interruption_repeats_the_run_exactly(tmp_path, monkeypa
     train, val = tiny_data(32, 0), tiny_data(8, 1)
     # The time budget plans 3 of the 4 epochs (as a slow first epoch would); the resumed run must keep that plan.
     monkeypatch.setattr(trainer, "epochs_to_plan", lambda max_epochs, first_epoch_s, budget_s: 3)
-    straight = train_classifier(train, val, ["a", "b"], SPEC, recipe(epochs=4), tmp_path / "straight", "h", progress=False)
+    straight = train_classifier(train, val, ["a", "b"], SPEC, recipe(epochs=4), tmp_path / "straight", "h", progress=False, good_classes=("a",))
     original = trainer._save_checkpoint
 
     def save_then_stop(directory, state, *args):
@@ -89,9 +89,9 @@ def test_resume_after_an_interruption_repeats_the_run_exactly(tmp_path, monkeypa
 
     monkeypatch.setattr(trainer, "_save_checkpoint", save_then_stop)
     with pytest.raises(KeyboardInterrupt):
-        train_classifier(train, val, ["a", "b"], SPEC, recipe(epochs=4), tmp_path / "part", "h", progress=False)
+        train_classifier(train, val, ["a", "b"], SPEC, recipe(epochs=4), tmp_path / "part", "h", progress=False, good_classes=("a",))
     monkeypatch.undo()  # the resumed run plans nothing: it reads the plan from the checkpoint
-    resumed = train_classifier(train, val, ["a", "b"], SPEC, recipe(epochs=4), tmp_path / "part", "h", resume=True, progress=False)
+    resumed = train_classifier(train, val, ["a", "b"], SPEC, recipe(epochs=4), tmp_path / "part", "h", resume=True, progress=False, good_classes=("a",))
     assert straight.epochs_run == resumed.epochs_run == resumed.epochs_planned == 3
     assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in straight.history]
     for key, value in straight.classifier.state_dict().items():
@@ -100,9 +100,9 @@ def test_resume_after_an_interruption_repeats_the_run_exactly(tmp_path, monkeypa
 
 def test_resume_refuses_another_dataset(tmp_path):
     train, val = tiny_data(16, 0), tiny_data(4, 1)
-    train_classifier(train, val, ["a", "b"], SPEC, recipe(epochs=1), tmp_path / "c", "hash-a", progress=False)
+    train_classifier(train, val, ["a", "b"], SPEC, recipe(epochs=1), tmp_path / "c", "hash-a", progress=False, good_classes=("a",))
     with pytest.raises(ConfigError, match="another dataset"):
-        train_classifier(train, val, ["a", "b"], SPEC, recipe(epochs=1), tmp_path / "c", "hash-b", resume=True, progress=False)
+        train_classifier(train, val, ["a", "b"], SPEC, recipe(epochs=1), tmp_path / "c", "hash-b", resume=True, progress=False, good_classes=("a",))
 
 
 def test_local_weights_file_is_loaded_and_head_mismatch_skipped(tmp_path):
