@@ -57,6 +57,9 @@ def train_bundle(
     if unknown:
         raise ConfigError(f"--good names {', '.join(unknown)}, which is not a class of {data_root} "
                           f"({', '.join(class_names)}). Pass the good class names as the folders spell them.")
+    if set(good) == set(class_names):
+        raise ConfigError(f"--good names every class of {data_root} ({', '.join(class_names)}): nothing would be a defect. "
+                          "Name only the good classes.")
     spec = default_input_spec(recipe.image_size_px, index.channels, recipe.item_crop_fraction)
     splits = {name: index.split(name) for name in ("train", "val", "test")}
     if not splits["train"]:

@@ -23,10 +23,10 @@ class TrainRecipe(StrictModel):
     batch_size: int = Field(default=32, ge=2, le=4096)
     learning_rate: float = Field(default=3e-3, gt=0, le=1)
     weight_decay: float = Field(default=0.01, ge=0, le=1)
-    # Exponential moving average of the weights, evaluated and kept instead of the raw weights
-    # (0: off). From-scratch training on a few thousand images is noisy from step to step.
     # Weight of the good-versus-defect term added to the cross-entropy (training.loss; 0: off).
     good_vs_defect_weight: float = Field(default=1.0, ge=0)
+    # Exponential moving average of the weights, evaluated and kept instead of the raw weights
+    # (0: off). From-scratch training on a few thousand images is noisy from step to step.
     ema_decay: float = Field(default=0.995, ge=0, lt=1)
     warmup_epochs: float = Field(default=1.0, ge=0)
     patience_epochs: int = Field(default=15, ge=1)

@@ -223,6 +223,13 @@ def test_an_unknown_good_class_is_named_before_training(tmp_path):
     assert_one_line_error(run("train", str(data), "--out", str(tmp_path / "b"), "--good", "nosuch"), "nosuch", "defect, good")
 
 
+def test_good_classes_that_leave_no_defect_class_are_refused_before_training(tmp_path):
+    data = make_two_class_dataset(tmp_path / "data", per_class=3, size_px=32)
+    assert_one_line_error(run("train", str(data), "--out", str(tmp_path / "b"), "--good", "good,defect"),
+                          "names every class", "nothing would be a defect")
+    assert not (tmp_path / "b").exists()
+
+
 def test_a_model_that_cannot_take_the_input_size_is_named_before_training(tmp_path):
     data = make_two_class_dataset(tmp_path / "data", per_class=3, size_px=32)
     assert_one_line_error(run("train", str(data), "--out", str(tmp_path / "b"), "--model", "vit_b_32", "--image-size", "64"),
