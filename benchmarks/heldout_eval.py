@@ -15,13 +15,12 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from inspection.cli import run_guarded  # noqa: E402
 from inspection.decision import defect_scores  # noqa: E402
 from training.bench.result_file import write_result  # noqa: E402
+from training.calibration import calibrate_policy  # noqa: E402
 from training.evaluate import evaluate_bundle  # noqa: E402
 from training.versions import library_versions, machine_description  # noqa: E402
 
@@ -30,20 +29,15 @@ ESCAPE_RATE_TARGET = 0.005
 
 def bundle_on_heldout(bundle_path: Path, data: Path) -> dict:
     bundle, evaluation, selection = evaluate_bundle(bundle_path, data, split="all", progress=False)
-    policy = bundle.meta.policy
+    policy, metrics = bundle.meta.policy, evaluation.metrics
     scores = defect_scores(evaluation.probabilities, policy)
     defective = ~policy.good_mask[evaluation.y_true]
-    good_scores, defective_scores = scores[~defective], np.sort(scores[defective])
+    good_scores, defective_scores = scores[~defective], scores[defective]
     # The threshold this set itself would calibrate to the escape target: what the separation allows.
-    best_threshold = defective_scores[int(np.floor(ESCAPE_RATE_TARGET * len(defective_scores)))]
-    classes = bundle.meta.class_names
-    predicted = evaluation.probabilities.argmax(1)
-    errors: dict[str, int] = {}
-    for true_label, label in zip(evaluation.y_true, predicted):
-        if true_label != label:
-            key = f"{classes[true_label]}->{classes[label]}"
-            errors[key] = errors.get(key, 0) + 1
-    metrics = evaluation.metrics
+    _, best = calibrate_policy(evaluation.probabilities, evaluation.y_true, policy, ESCAPE_RATE_TARGET)
+    confusion = metrics["confusion"]
+    labels, matrix = confusion["labels"], confusion["matrix"]
+    errors = {f"{labels[i]}->{labels[j]}": count for i, row in enumerate(matrix) for j, count in enumerate(row) if i != j and count}
     return {
         "bundle": str(bundle_path),
         "recipe": {k: v for k, v in bundle.meta.recipe.items() if k != "training"},
@@ -54,7 +48,7 @@ def bundle_on_heldout(bundle_path: Path, data: Path) -> dict:
         "false_reject_rate_at_bundle_threshold": round(metrics["false_reject_rate"], 4),
         # P(a good item scores below a defective one): the ranking the threshold cuts.
         "auroc_good_vs_defective": round(float((good_scores[:, None] < defective_scores[None, :]).mean()), 5),
-        "false_reject_rate_at_best_threshold_for_0.5pct_escapes": round(float((good_scores >= best_threshold).mean()), 4),
+        "false_reject_rate_at_best_threshold_for_0.5pct_escapes": round(best["validation_false_rejects"] / best["validation_good_items"], 4),
         "errors": dict(sorted(errors.items(), key=lambda item: -item[1])),
         "backend": selection["backend"],
     }

@@ -98,12 +98,12 @@ def _to_uint8(array: np.ndarray, name: str) -> np.ndarray:
 # 7.4 ms and 455 KiB against 15.5 ms and 506 KiB for zlib level 1 with libpng's adaptive filters
 # (on a smooth 512 px photo, 4.4 ms and 207 KiB against 7.7 ms and 143 KiB). "none": stored
 # deflate blocks, the raw frame's size, about 1 ms: for a station whose cores matter more than disk.
-PNG_COMPRESSIONS = ("fast", "none")
 _PNG_PARAMS = {
     "fast": [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
              cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB],
     "none": [cv2.IMWRITE_PNG_COMPRESSION, 0, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE],
 }
+PNG_COMPRESSIONS = tuple(_PNG_PARAMS)
 
 
 def encode_png(image: np.ndarray, compression: str = "fast") -> bytes:
