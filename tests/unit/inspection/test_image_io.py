@@ -1,3 +1,5 @@
+import io
+
 import cv2
 import numpy as np
 import pytest
@@ -55,10 +57,29 @@ def test_missing_file_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.parametrize("compression", ["fast", "none"])
-@pytest.mark.parametrize("shape", [(17, 23, 3), (17, 23)])
+@pytest.mark.parametrize("shape", [(17, 23, 3), (17, 23), (5, 2, 3), (2, 9)])
 def test_png_round_trip_is_lossless(compression, shape):
     image = np.random.default_rng(3).integers(0, 256, shape, dtype=np.uint8)
     assert np.array_equal(decode_image(encode_png(image, compression), "x"), image)
+
+
+@pytest.mark.parametrize("compression", ["fast", "none"])
+def test_png_is_read_back_exactly_by_a_second_decoder_and_passes_the_chunk_check(compression):
+    # Our own writer: libpng (through OpenCV, above) and Pillow's decoder must both read it back.
+    from PIL import Image
+
+    from inspection.image_io import png_damage
+
+    image = np.random.default_rng(4).integers(0, 256, (31, 40, 3), dtype=np.uint8)
+    data = encode_png(image, compression)
+    with Image.open(io.BytesIO(data)) as decoded:
+        assert decoded.mode == "RGB" and np.array_equal(np.asarray(decoded), image)
+    assert png_damage(data) is None
+
+
+def test_encoding_a_non_canonical_array_names_its_shape():
+    with pytest.raises(CorruptImageError, match=r"\(4, 4, 4\)"):
+        encode_png(np.zeros((4, 4, 4), np.uint8))
 
 
 def test_fast_png_is_smaller_than_stored_on_a_smooth_image():
