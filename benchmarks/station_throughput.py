@@ -36,7 +36,7 @@ from training.bench.result_file import write_result
 
 KEYS = ("frames", "passed", "rejected", "uncertain", "fault", "late", "archived", "unarchived", "throughput_fps",
         "backend_raw_fps", "throughput_vs_raw", "latency_ms", "stage_ms", "mean_batch_size", "backend", "audit_verified",
-        "overruns", "escapes", "false_rejects")
+        "overruns", "escapes", "false_rejects", "gate", "archive_queue_at_last_decision", "archive_drain_s")
 
 
 def run(bundle: Path, frames: int, rate_hz: float | None, archive: Path | None, product: str = "mixed",

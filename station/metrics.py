@@ -43,6 +43,8 @@ class PipelineCollector:
         yield _histogram("inspection_latency_ms", "Capture to decision, ms", tally.latencies_ms)
         for stage in ("prepare", "infer_per_item"):
             yield _histogram(f"inspection_stage_{stage}_ms", f"Time in stage {stage}, ms", tally.stage_ms[stage])
+        yield _histogram("inspection_gate_signal_lateness_ms", "Gate signal after the item's deadline (items decided in time), ms",
+                         tally.gate_lateness_ms)
         queues = GaugeMetricFamily("inspection_queue_depth", "Items waiting per queue", labels=["queue"])
         for queue_name, depth in self._pipeline.queue_depths().items():
             queues.add_metric([queue_name], depth)

@@ -37,7 +37,7 @@ from station.archive.errors import ArchiveError
 from station.archive.records import utc_now_iso
 from station.outcomes import final_outcome
 from station.read_ahead import ReadAheadLimit
-from station.signalling import GateEvent, ItemResult, RejectGate
+from station.signalling import GateEvent, ItemResult, Outcome, RejectGate
 from station.sources import Frame, FrameSource, SourceExhausted
 from station.timing_histogram import TimingHistogram
 
@@ -92,6 +92,8 @@ class PipelineTally:
     latencies_ms: TimingHistogram = field(default_factory=TimingHistogram)
     stage_ms: dict[str, TimingHistogram] = field(default_factory=lambda: {"prepare": TimingHistogram(), "infer_per_item": TimingHistogram()})
     batch_sizes: TimingHistogram = field(default_factory=TimingHistogram)
+    # Items decided in time: how long after the deadline the gate's thread signalled (past the window: missed_gate).
+    gate_lateness_ms: TimingHistogram = field(default_factory=TimingHistogram)
 
 
 class StationPipeline:
@@ -134,6 +136,7 @@ class StationPipeline:
         self.tally = PipelineTally()
         self.backlog: list[ItemRecord] = []
         self.gate: RejectGate = gate_factory(self._on_gate_event)
+        self.archive_queue_at_last_decision = 0
         self.gate.on_alarm = self._record_alarm  # the gate has already raised it on the output
 
     # ------------------------------------------------------------------ control
@@ -165,6 +168,8 @@ class StationPipeline:
                 worker.join()
             # Throughput counts up to the last decision, not the gate's drain of the transport delay.
             elapsed_s = time.monotonic() - started
+            # Records still queued then: a writer that fell behind would hide its cost from that figure.
+            self.archive_queue_at_last_decision = self._archive.queue_depth if self._archive is not None else 0
             self.gate.close(drain=True)
         with self._completed:
             self._completed.wait_for(lambda: self._finished >= self.tally.frames, timeout=30.0)
@@ -357,6 +362,8 @@ class StationPipeline:
             item = self._in_flight.pop(event.sequence)
         outcome = final_outcome(item.decision, event)
         self.tally.verdicts[outcome.verdict.value] += 1
+        if self.gate.position_in_seconds and event.outcome != Outcome.ABANDONED and not event.result.late:
+            self.tally.gate_lateness_ms.record(max(0.0, event.lateness) * 1000.0)
         if outcome.late:
             self.tally.late += 1
         truth = item.frame.true_label

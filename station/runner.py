@@ -116,7 +116,9 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
         unarchived: list[int] = []
         released_unarchived: list[int] = []
         archive_failure = None
+        archive_drain_s = 0.0
         if archive is not None:
+            drain_started = time.monotonic()
             pipeline.flush_backlog()
             try:
                 # Everything queued was accepted from the line: wait for all of it (about 20 large PNGs/s).
@@ -130,6 +132,7 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
             records = [*archive.unarchived(), *pipeline.backlog]
             unarchived = sorted(r.sequence for r in records)
             released_unarchived = sorted(r.sequence for r in records if r.verdict == Verdict.PASS.value)
+            archive_drain_s = time.monotonic() - drain_started
         audit = verify_archive(config.archive.path) if config.archive.path is not None else None
         summary = summarise(pipeline, bundle, backend, raw_fps, elapsed_s, archive, len(unarchived), audit)
         if archive_failure is not None:
@@ -137,6 +140,8 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
             summary["unarchived_sequences"] = unarchived
             # Passed at the gate before the failure was known: product out without its record.
             summary["unarchived_passed_sequences"] = released_unarchived
+        summary["archive_queue_at_last_decision"] = pipeline.archive_queue_at_last_decision
+        summary["archive_drain_s"] = archive_drain_s
         summary["backend_choice"] = backend_choice
         summary["inference_workers"] = chosen.inference_workers
         summary["gate_thread_priority"] = config.gate.thread_priority
@@ -446,7 +451,7 @@ def summarise(pipeline: StationPipeline, bundle: Bundle, backend: Backend, raw_f
         "alarms": t.alarms,
         "alarms_total": t.alarms_total,
         "gate": {"published": gate.published, "publish_failures": gate.publish_failures, "missed_gate": gate.missed_gate,
-                 "timed_out": gate.timed_out},
+                 "timed_out": gate.timed_out, "signal_lateness_ms": t.gate_lateness_ms.summary()},
         "backend": backend.description,
         "backend_raw_fps": raw_fps,
         "bundle_hash": bundle.bundle_hash,

@@ -141,6 +141,8 @@ class RejectGate:
         if transport < 0 or window < 0:
             raise ValueError(f"transport delay {transport} and gate window {window} must be >= 0")
         self._output, self._position, self._on_outcome = output, source, on_outcome
+        # Lateness (GateEvent.lateness) is in seconds only on a clock; on an encoder it is in counts.
+        self.position_in_seconds = isinstance(source, ClockPosition)
         self._transport, self._window, self._reconnect_max_wait_s = transport, window, reconnect_max_wait_s
         self._cond = threading.Condition()
         self._heap: list[tuple[float, int, int]] = []  # (deadline, track order, sequence)

@@ -57,6 +57,10 @@ def test_synthetic_line_counts_balance_and_archive_verifies(tiny_bundle, tmp_pat
     assert "warning: the line delivers 160x120 frames" in result.stderr
     for key in ("throughput_fps", "backend_raw_fps", "latency_ms", "late", "escapes", "false_rejects", "backend"):
         assert key in s
+    # The gate signal's lateness of the items decided in time; past the 20 ms window it is a missed gate.
+    lateness = s["gate"]["signal_lateness_ms"]
+    assert 0 <= lateness["p50"] <= lateness["max"] and (lateness["max"] > 20.0) == (s["gate"]["missed_gate"] > 0)
+    assert 0 <= s["archive_queue_at_last_decision"] <= 200 and s["archive_drain_s"] >= 0
     with Archive.open(tmp_path / "archive", create=False) as archive:
         records = list(archive.records("L42"))
     non_pass = [r for r in records if r["verdict"] != "pass"]
@@ -254,6 +258,7 @@ def test_metrics_endpoint_serves_counts_on_localhost(tiny_bundle, tmp_path):
     text = scraped[0]
     assert "inspection_frames_total" in text and 'inspection_verdicts_total{verdict="pass"}' in text
     assert "inspection_latency_ms_bucket" in text and 'inspection_queue_depth{queue="inference"}' in text
+    assert "inspection_gate_signal_lateness_ms_bucket" in text
 
 
 @pytest.mark.parametrize("rate_hz", [None, 300.0])

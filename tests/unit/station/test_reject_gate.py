@@ -287,6 +287,10 @@ def test_gate_on_an_encoder_position_source_fires_at_the_count() -> None:
     gate.close()
     signal_count = (rejector.published[0].time_s - encoder.t0) * 2000.0
     assert trigger_count + 100.0 <= signal_count < trigger_count + 100.0 + SLACK_S * 2000.0
+    # Its lateness is in counts, which the station must not report as milliseconds; a clock gate's is in seconds.
+    clock_gate = make_gate(SimulatedRejector(), delay_ms=1)
+    clock_gate.close()
+    assert not gate.position_in_seconds and clock_gate.position_in_seconds
 
 
 def test_item_result_from_decision_codes_the_defect_class_by_bundle_index() -> None:
