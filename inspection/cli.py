@@ -219,6 +219,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "max_escape_rate": args.max_escape_rate,
         "good_vs_defect_weight": args.good_vs_defect_weight,
+        "shrink": args.shrink,
     }
     options = {k: v for k, v in given.items() if v is not None}
     if args.item_crop is not None:
@@ -541,6 +542,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=_positive_int, help="model input size in px (default 128)")
     p.add_argument("--item-crop", metavar="FRACTION|none",
                    help="square crop centred on the item, as a share of the frame's short side (default 0.6); none: the whole frame")
+    p.add_argument("--shrink", choices=("box_then_linear", "area"),
+                   help="how a frame shrinks to the model's size: box_then_linear (default: block means by the whole factor, "
+                        "then bilinear; 5x faster at the station) or area (OpenCV's INTER_AREA at any factor)")
     p.add_argument("--no-orientation-average", action="store_true",
                    help="serve one view per item instead of the mean over its 8 orientations (8x cheaper at the station)")
     p.add_argument("--good-vs-defect-weight", type=float, metavar="W",

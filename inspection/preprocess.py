@@ -14,7 +14,7 @@ import numpy as np
 
 from inspection.errors import CorruptImageError
 from inspection.item_crop import crop_around_item
-from inspection.input_spec import ColourOrder, InputLayout, InputSpec, ResizeMode
+from inspection.input_spec import ColourOrder, InputLayout, InputSpec, ResizeMode, ShrinkMode
 
 
 def prepare(image: np.ndarray, spec: InputSpec) -> np.ndarray:
@@ -27,7 +27,7 @@ def prepare(image: np.ndarray, spec: InputSpec) -> np.ndarray:
     if spec.item_crop_fraction is not None:
         image = crop_around_item(image, spec.item_crop_fraction)
     converted = _convert_colour(image, spec.colour_order)
-    resized = _resize(converted, spec.size_px, spec.resize_mode)
+    resized = _resize(converted, spec.size_px, spec.resize_mode, spec.shrink)
     if resized.ndim == 2:
         resized = resized[:, :, None]
     return np.ascontiguousarray(resized)
@@ -71,28 +71,49 @@ def _convert_colour(image: np.ndarray, order: ColourOrder) -> np.ndarray:
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) if order == ColourOrder.BGR else rgb
 
 
-def _resize(image: np.ndarray, size_px: int, mode: ResizeMode) -> np.ndarray:
+def _resize(image: np.ndarray, size_px: int, mode: ResizeMode, shrink: ShrinkMode) -> np.ndarray:
     height, width = image.shape[:2]
     if mode == ResizeMode.STRETCH:
-        return _resize_to(image, size_px, size_px)
+        return _resize_to(image, size_px, size_px, shrink)
     if mode == ResizeMode.LETTERBOX:
         scale = size_px / max(height, width)
         new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
-        resized = _resize_to(image, new_w, new_h)
+        resized = _resize_to(image, new_w, new_h, shrink)
         canvas = np.zeros((size_px, size_px) + image.shape[2:], dtype=np.uint8)
         top, left = (size_px - new_h) // 2, (size_px - new_w) // 2
         canvas[top : top + new_h, left : left + new_w] = resized
         return canvas
     scale = size_px / min(height, width)
     new_w, new_h = max(size_px, round(width * scale)), max(size_px, round(height * scale))
-    resized = _resize_to(image, new_w, new_h)
+    resized = _resize_to(image, new_w, new_h, shrink)
     top, left = (new_h - size_px) // 2, (new_w - size_px) // 2
     return resized[top : top + size_px, left : left + size_px]
 
 
-def _resize_to(image: np.ndarray, width: int, height: int) -> np.ndarray:
+def _resize_to(image: np.ndarray, width: int, height: int, shrink: ShrinkMode) -> np.ndarray:
     if (image.shape[1], image.shape[0]) == (width, height):
         return image
+    if shrink == ShrinkMode.BOX_THEN_LINEAR:
+        image = _box_shrink_by_whole_factor(image, width, height)
+        if (image.shape[1], image.shape[0]) == (width, height):
+            return image
+        return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+    return _resize_area(image, width, height)
+
+
+def _box_shrink_by_whole_factor(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The k x k block means of the image's centred multiple of k, k = the whole part of the smaller
+    of the two shrink factors; the image itself when k < 2 (ShrinkMode.BOX_THEN_LINEAR)."""
+    factor = min(image.shape[1] // width, image.shape[0] // height)
+    if factor < 2:
+        return image
+    kept_h, kept_w = (image.shape[0] // factor) * factor, (image.shape[1] // factor) * factor
+    top, left = (image.shape[0] - kept_h) // 2, (image.shape[1] - kept_w) // 2
+    # A whole-number factor: INTER_AREA takes OpenCV's fast block-mean path (or ours, for an odd one).
+    return _resize_area(image[top : top + kept_h, left : left + kept_w], kept_w // factor, kept_h // factor)
+
+
+def _resize_area(image: np.ndarray, width: int, height: int) -> np.ndarray:
     factor = _odd_integer_shrink_factor(image, width, height)
     if factor is not None:
         return _area_shrink_odd(image, factor)
@@ -115,8 +136,8 @@ def _area_shrink_odd(image: np.ndarray, factor: int) -> np.ndarray:
     Both round each k x k block's mean to the nearest integer; with k*k odd a mean is never exactly
     half-way, so there is no tie to round differently. A box blur anchored at its top-left corner
     is vectorised and holds each block's mean at the block's first pixel, which is the pixel a
-    nearest-neighbour resize by exactly k picks. The default geometry shrinks by exactly 3 (a 0.8
-    crop of a 480-line frame is 384 px, to 128 px), on every frame of the station."""
+    nearest-neighbour resize by exactly k picks. A 0.8 crop of a 480-line frame (384 px, to 128 px)
+    shrinks by exactly 3."""
     height, width = image.shape[:2]
     blurred = cv2.blur(image, (factor, factor), anchor=(0, 0))
     return cv2.resize(blurred, (width // factor, height // factor), interpolation=cv2.INTER_NEAREST)

@@ -60,7 +60,7 @@ def train_bundle(
     if set(good) == set(class_names):
         raise ConfigError(f"--good names every class of {data_root} ({', '.join(class_names)}): nothing would be a defect. "
                           "Name only the good classes.")
-    spec = default_input_spec(recipe.image_size_px, index.channels, recipe.item_crop_fraction)
+    spec = default_input_spec(recipe.image_size_px, index.channels, recipe.item_crop_fraction, recipe.shrink)
     splits = {name: index.split(name) for name in ("train", "val", "test")}
     if not splits["train"]:
         raise DataError(f"{data_root} has no training images after the split. Add images or a train/ folder.")

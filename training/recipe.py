@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from inspection.input_spec import ShrinkMode
 from inspection.validation import StrictModel
 
 
@@ -12,6 +13,8 @@ class TrainRecipe(StrictModel):
     image_size_px: int = Field(default=128, ge=32, le=1024)
     # Share of the frame's short side cropped around the item before resizing (None: whole frame).
     item_crop_fraction: float | None = Field(default=0.6, ge=0.2, le=1.0)
+    # How frames shrink to image_size_px (inspection.input_spec.ShrinkMode), recorded in the bundle's input spec.
+    shrink: ShrinkMode = ShrinkMode.BOX_THEN_LINEAR
     # Serve the mean of the probabilities over the item's 8 orientations (inside model.onnx; see
     # inspection.backends.torch_model.WithSoftmax). Costs 8 model passes per item at the station.
     orientation_average: bool = True

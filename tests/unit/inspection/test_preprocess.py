@@ -3,7 +3,7 @@ import cv2
 import pytest
 
 from inspection.errors import CorruptImageError
-from inspection.input_spec import ColourOrder, InputLayout, InputSpec, ResizeMode, default_input_spec
+from inspection.input_spec import ColourOrder, InputLayout, InputSpec, ResizeMode, ShrinkMode, default_input_spec
 from inspection.preprocess import _resize_to, prepare, preprocess, to_model_input
 
 
@@ -101,7 +101,7 @@ def test_odd_whole_number_shrink_is_inter_area_byte_for_byte(factor, out_hw, cha
     for seed in range(5):
         image = np.random.default_rng(seed).integers(0, 256, size=shape, dtype=np.uint8)
         expected = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-        resized = _resize_to(image, width, height)
+        resized = _resize_to(image, width, height, ShrinkMode.AREA)
         assert resized.flags.c_contiguous and np.array_equal(resized, expected)
 
 
@@ -109,4 +109,32 @@ def test_odd_whole_number_shrink_is_inter_area_byte_for_byte(factor, out_hw, cha
 def test_other_shrinks_still_use_inter_area(in_hw, out_hw):
     image = np.random.default_rng(0).integers(0, 256, size=in_hw + (3,), dtype=np.uint8)
     expected = cv2.resize(image, out_hw[::-1], interpolation=cv2.INTER_AREA)
-    assert np.array_equal(_resize_to(image, out_hw[1], out_hw[0]), expected)
+    assert np.array_equal(_resize_to(image, out_hw[1], out_hw[0], ShrinkMode.AREA), expected)
+
+
+@pytest.mark.parametrize(("in_hw", "top_left", "factor"), [
+    ((288, 288), (0, 0), 2),  # 2.25: block means of 2 (144 px), then bilinear
+    ((389, 388), (1, 0), 3),  # the centred multiple of 3 (387 px) is kept: 129 px, then bilinear
+    ((384, 384), (0, 0), 3),  # a whole factor: block means alone
+])
+def test_box_then_linear_is_block_means_by_the_whole_factor_then_bilinear(in_hw, top_left, factor):
+    image = np.random.default_rng(1).integers(0, 256, size=in_hw + (3,), dtype=np.uint8)
+    side = (min(in_hw) // factor) * factor
+    top, left = top_left
+    blocks = image[top : top + side, left : left + side].reshape(side // factor, factor, side // factor, factor, 3)
+    means = np.floor(blocks.astype(np.float64).mean(axis=(1, 3)) + 0.5).astype(np.uint8)  # no ties with k*k odd; up with 4
+    expected = means if side == 3 * 128 else cv2.resize(means, (128, 128), interpolation=cv2.INTER_LINEAR)
+    resized = _resize_to(image, 128, 128, ShrinkMode.BOX_THEN_LINEAR)
+    assert resized.shape == (128, 128, 3) and np.array_equal(resized, expected)
+
+
+def test_box_then_linear_under_a_factor_of_two_is_bilinear_alone():
+    image = np.random.default_rng(2).integers(0, 256, size=(134, 134), dtype=np.uint8)
+    expected = cv2.resize(image, (128, 128), interpolation=cv2.INTER_LINEAR)
+    assert np.array_equal(_resize_to(image, 128, 128, ShrinkMode.BOX_THEN_LINEAR), expected)
+
+
+def test_a_spec_without_a_shrink_mode_is_area_as_bundles_before_it_were_trained():
+    stored = default_input_spec(32, 3).model_dump(mode="json")
+    del stored["shrink"]
+    assert InputSpec.model_validate(stored).shrink == ShrinkMode.AREA
