@@ -263,7 +263,7 @@ def _initial_state(checkpoint_dir: Path, resume: bool, recipe: TrainRecipe, data
                           "and train without --resume.") from None
     if saved_hash != dataset_hash:
         raise ConfigError(f"{path} was trained on another dataset (hash {saved_hash[:12]}). Resume with the same DATA, or start fresh.")
-    if saved_recipe != recipe.model_dump():
+    if saved_recipe != recipe.model_dump(mode="json"):
         raise ConfigError(f"{path} was trained with another recipe. Resume with the same options, or start fresh.")
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
@@ -275,7 +275,8 @@ def _initial_state(checkpoint_dir: Path, resume: bool, recipe: TrainRecipe, data
 def _save_checkpoint(checkpoint_dir: Path, state: dict, model: nn.Module, optimizer, recipe: TrainRecipe, dataset_hash: str,
                      average: WeightAverage | None) -> None:
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    payload = dict(state, model=model.state_dict(), optimizer=optimizer.state_dict(), recipe=recipe.model_dump(), dataset_hash=dataset_hash)
+    # The recipe as plain JSON values: torch.load(weights_only=True) refuses pickled classes such as ShrinkMode.
+    payload = dict(state, model=model.state_dict(), optimizer=optimizer.state_dict(), recipe=recipe.model_dump(mode="json"), dataset_hash=dataset_hash)
     if average is not None:
         payload["average"] = average.model.state_dict()
     tmp = checkpoint_dir / (CHECKPOINT_NAME + ".tmp")
