@@ -19,6 +19,12 @@ cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 
 
+def is_canonical_image(value: object) -> bool:
+    """True for the in-memory form everything takes: a uint8 HxW (grey) or HxWx3 (RGB) array."""
+    return (isinstance(value, np.ndarray) and value.dtype == np.uint8
+            and (value.ndim == 2 or (value.ndim == 3 and value.shape[2] == 3)))
+
+
 def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
@@ -116,7 +122,7 @@ def encode_png(image: np.ndarray, compression: str = "fast") -> bytes:
     """Lossless 8-bit PNG of a canonical image (grey or RGB); `compression` is one of PNG_COMPRESSIONS."""
     if compression not in _PNG_CODERS:
         raise ValueError(f"PNG compression {compression!r} is not one of {', '.join(PNG_COMPRESSIONS)}")
-    if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
+    if not is_canonical_image(image):
         raise CorruptImageError(f"cannot encode an image of shape {image.shape} and type {image.dtype} as PNG; expected uint8 HxW or HxWx3.")
     filter_type, deflate = _PNG_CODERS[compression]
     height, width = image.shape[:2]

@@ -13,13 +13,14 @@ import cv2
 import numpy as np
 
 from inspection.errors import CorruptImageError
+from inspection.image_io import is_canonical_image
 from inspection.item_crop import crop_around_item
 from inspection.input_spec import ColourOrder, InputLayout, InputSpec, ResizeMode, ShrinkMode
 
 
 def prepare(image: np.ndarray, spec: InputSpec) -> np.ndarray:
     """Geometric and colour step: canonical image -> uint8 HxWxC at the model's size and channels."""
-    if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
+    if not is_canonical_image(image):
         raise CorruptImageError(
             f"frame has shape {image.shape} and type {image.dtype}; expected uint8 HxW or HxWx3. "
             "Decode it with inspection.image_io first."

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from inspection.decision import Verdict
+from inspection.image_io import is_canonical_image
 from station.archive.errors import ArchiveError
 
 GENESIS_HASH = "0" * 64
@@ -166,9 +167,7 @@ def check_record(record: ItemRecord) -> None:
             f"{where}: {len(record.scores)} scores for {len(record.class_names)} class names; they must match (or scores be empty)."
         )
     image = record.image
-    if image is not None and (
-        not isinstance(image, np.ndarray) or image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3))
-    ):
+    if image is not None and not is_canonical_image(image):
         shape = getattr(image, "shape", type(image).__name__)
         raise ArchiveError(f"{where}: image {shape} must be a uint8 HxW or HxWx3 array (inspection.image_io canonical form).")
 

@@ -4,6 +4,7 @@ and (where named) a real Modbus TCP server on loopback."""
 import gc
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -319,6 +320,23 @@ def test_the_line_runs_with_the_start_up_objects_out_of_the_collectors_reach(tin
     monkeypatch.setattr(StationPipeline, "run", run_and_note)
     assert run_station(tiny_line(tiny_bundle), RunLimits(frames=20), progress=False)["frames"] == 20
     assert frozen_during_run[0] > 1000 and gc.get_freeze_count() == 0
+
+
+def test_a_terminal_shows_a_live_status_line_with_the_counts(tiny_bundle, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    import station.runner as runner_module
+
+    screen = io.StringIO()
+    monkeypatch.setattr(runner_module, "stderr_console", Console(file=screen, force_terminal=True, width=200))
+    line = tiny_line(tiny_bundle, source={"kind": "synthetic", "rate_hz": 100, "pool_size": 8, "width_px": 64, "height_px": 64})
+    summary = run_station(line, RunLimits(frames=100), progress=True)
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue())  # without the terminal's control codes
+    assert summary["frames"] == 100 and "frames " in shown and "  pass " in shown and "  alarms " in shown
+    # Refreshed while the line ran (4 times a second over about a second), not only drawn once.
+    assert len(set(re.findall(r"frames (\d+)", shown))) >= 2
 
 
 def test_a_station_with_a_realtime_gate_runs_and_says_so(tiny_bundle):
