@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -89,8 +90,20 @@ class FolderReplaySource:
         return self._loop or index < len(self._paths)
 
 
+# A live capture (camera index or stream URL) that stops delivering is reopened after these waits,
+# doubling: a USB camera unplugged returns at once from every read, and without the wait an unpaced
+# station would turn the outage into thousands of fault items a second.
+FIRST_REOPEN_WAIT_S = 0.1
+MAX_REOPEN_WAIT_S = 2.0
+
+
 class VideoCaptureSource:
-    """OpenCV VideoCapture: a video file, a USB camera index or a stream URL (RTSP, HTTP)."""
+    """OpenCV VideoCapture: a video file, a USB camera index or a stream URL (RTSP, HTTP).
+
+    A file that ends is the end of the run. A live target that fails a read gives a fault frame,
+    alarms once, and is reopened (after a wait that doubles up to MAX_REOPEN_WAIT_S) until it
+    delivers again, which alarms too: the items imaged meanwhile cannot be counted, as OpenCV
+    numbers no frames."""
 
     fixed_resolution = True
 
@@ -104,6 +117,9 @@ class VideoCaptureSource:
         self._announced_frames = 0
         self.alarms: list[str] = []
         self.missed_frames = 0
+        self.reconnects = 0
+        self._lost_at_s: float | None = None
+        self._reopen_wait_s = FIRST_REOPEN_WAIT_S
         self.description = f"opencv capture {target}"
 
     def open(self) -> None:
@@ -133,8 +149,27 @@ class VideoCaptureSource:
                     self.alarms.append(f"video {self._target} ended after {delivered} of the {self._announced_frames} "
                                        "frames it announces (cut off or damaged); the rest were not inspected")
                 raise SourceExhausted
+            self._reopen()
             return Frame(f"frame-{self._count}", None, trigger, utc_now_iso(), error="camera delivered no frame")
+        if self._lost_at_s is not None:
+            self.reconnects += 1
+            self.alarms.append(f"opencv capture {self._target} delivers again after {time.monotonic() - self._lost_at_s:.1f} s; "
+                               "items that passed the camera meanwhile were not imaged")
+            self._lost_at_s, self._reopen_wait_s = None, FIRST_REOPEN_WAIT_S
         return Frame(f"frame-{self._count}", to_canonical_image(frame, str(self._target), bgr=True), trigger, utc_now_iso())
+
+    def _reopen(self) -> None:
+        """After a failed read of a live target: alarm once per outage, wait, open the target again."""
+        if self._lost_at_s is None:
+            self._lost_at_s = time.monotonic()
+            self.alarms.append(f"opencv capture {self._target} delivered no frame (disconnected?); reopening it")
+        time.sleep(self._reopen_wait_s)
+        self._reopen_wait_s = min(2 * self._reopen_wait_s, MAX_REOPEN_WAIT_S)
+        self._capture.release()
+        try:
+            self._capture = cv2.VideoCapture(self._target)
+        except cv2.error:
+            pass  # still away: the released capture fails the next read, which tries again (the outage is alarmed)
 
     def close(self) -> None:
         if self._capture is not None:

@@ -90,3 +90,27 @@ def test_a_cut_off_video_alarms_and_counts_the_frames_it_never_delivered(tmp_pat
     assert 0 < delivered < 15 and source.missed_frames == 15 - delivered
     assert source.alarms == [f"video {path} ended after {delivered} of the 15 frames it announces (cut off or damaged); "
                              "the rest were not inspected"]
+
+
+def test_a_live_capture_that_stops_delivering_is_reopened_and_both_ends_of_the_outage_alarm(tmp_path, monkeypatch) -> None:
+    import cv2
+
+    from station.sources import replay
+    from station.sources.replay import VideoCaptureSource
+
+    # A file opened by URL is a live target to the source (not a file it can finish): when its frames
+    # run out, the read fails like an unplugged camera's, and reopening the URL delivers again.
+    path = tmp_path / "live.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 96))
+    for i in range(3):
+        writer.write(np.full((96, 96, 3), 40 * i, np.uint8))
+    writer.release()
+    monkeypatch.setattr(replay, "FIRST_REOPEN_WAIT_S", 0.01)
+    source = VideoCaptureSource(f"file://{path}")
+    source.open()
+    frames = [source.read() for _ in range(5)]
+    source.close()
+    assert [f.error is None for f in frames] == [True, True, True, False, True]
+    assert frames[4].image is not None and np.array_equal(frames[4].image, frames[0].image)  # from the start again
+    assert source.reconnects == 1 and len(source.alarms) == 2
+    assert "delivered no frame (disconnected?); reopening it" in source.alarms[0] and "delivers again" in source.alarms[1]
