@@ -3,8 +3,8 @@
 The set is 10 capture runs of about 10 physical pills (groups.csv), so one group split tests on one
 or two pills and says little. Here every run is held out in turn: a model trained with the default
 recipe on the other nine classifies it. No run can be spared for validation, so each fold trains
-for a fixed number of epochs (patience is set past the end) and keeps the weight average of the
-epoch with the best training accuracy.
+the recipe's epochs to the end and keeps the last epoch's weight average, as `inspection train` does
+when its validation split lacks a class (training.trainer.classes_missing_from).
 Accuracy is top-1 (argmax), before any reject-threshold calibration.
 
     .venv/bin/python benchmarks/pill_logo.py [--epochs N] [--out benchmarks/results/pill_logo_cpu.json]
@@ -40,13 +40,13 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "pill_defec
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=TrainRecipe().epochs)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/pill_logo_cpu.json"))
     args = parser.parse_args()
     torch.set_num_threads(2)
-    recipe = TrainRecipe(epochs=args.epochs, patience_epochs=args.epochs + 1)
+    recipe = TrainRecipe(epochs=args.epochs)
     index = index_dataset(args.data, progress=False)
-    spec = default_input_spec(recipe.image_size_px, index.channels, recipe.item_crop_fraction)
+    spec = default_input_spec(recipe.image_size_px, index.channels, recipe.item_crop_fraction, recipe.shrink)
     images = load_prepared(index.root, list(index.entries), spec)
     labels = label_indices(list(index.entries), index.classes)
     groups = np.array([e.group for e in index.entries])

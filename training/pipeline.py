@@ -123,6 +123,7 @@ def train_bundle(
             "epochs_run": result.epochs_run,
             "best_epoch": result.best_epoch,
             "stopped_early": result.stopped_early,
+            "model_selection": result.model_selection,
             "train_images_per_s": round(result.train_images_per_s, 1),
             "history": result.history,
         }

@@ -41,6 +41,8 @@ class TrainResult:
     epochs_planned: int  # the recipe's epochs, or fewer to fit its time budget
     epochs_run: int
     stopped_early: bool
+    # How the kept epoch was chosen: "best validation epoch", or "last epoch" and why validation could not choose.
+    model_selection: str
     seconds: float
     train_images_per_s: float
     history: list[dict] = field(default_factory=list)
@@ -103,6 +105,11 @@ def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
     return torch.tensor(weights, dtype=torch.float32)
 
 
+def classes_missing_from(val_labels: np.ndarray, train_labels: np.ndarray, class_names: list[str]) -> list[str]:
+    """Names of the classes in the training labels that the validation labels lack (all of them for an empty split)."""
+    return [class_names[i] for i in sorted(set(train_labels.tolist()) - set(val_labels.tolist()))]
+
+
 def train_classifier(
     train: LabeledImages,
     val: LabeledImages,
@@ -129,6 +136,14 @@ def train_classifier(
     loss_fn = InspectionLoss(class_weights(train.labels, len(class_names)), good_mask, recipe.good_vs_defect_weight).to(device)
     transform = build_augmentation(recipe.seed)
 
+    missing_from_val = classes_missing_from(val.labels, train.labels, class_names)
+    # A validation split without some class trained on scores only the classes it has: selecting and
+    # early-stopping on it favours epochs that call everything one of those (pill_defects, whose two
+    # good pills go to train and test, stopped at the epoch that called every good test pill defective).
+    # Then the schedule runs to its end and the last epoch is kept.
+    select_on_val = not missing_from_val
+    model_selection = ("best validation epoch" if select_on_val
+                       else f"last epoch: the validation split has no {', '.join(missing_from_val)}")
     steps_per_epoch = max(1, len(train.images) // recipe.batch_size)
     warmup_steps = int(recipe.warmup_epochs * steps_per_epoch)
     average = WeightAverage(model, recipe.ema_decay) if recipe.ema_decay > 0 else None
@@ -154,7 +169,7 @@ def train_classifier(
         task = bar.add_task("train", total=steps_per_epoch * epochs_planned(), completed=state["epoch"] * steps_per_epoch,
                             epoch=f"{state['epoch']}/{epochs_planned()}", loss=0.0, acc=0.0, val_acc=0.0)
         while state["epoch"] < epochs_planned():
-            if state["epochs_since_best"] >= recipe.patience_epochs:
+            if select_on_val and state["epochs_since_best"] >= recipe.patience_epochs:
                 break
             epoch, epoch_start = state["epoch"], time.perf_counter()
             total_steps = steps_per_epoch * epochs_planned()
@@ -194,7 +209,7 @@ def train_classifier(
             state["history"].append(record)
             bar.update(task, val_acc=val_acc)
             score = (val_acc, -val_loss)
-            if state["best_score"] is None or score > tuple(state["best_score"]):
+            if not select_on_val or state["best_score"] is None or score > tuple(state["best_score"]):
                 state.update(best_score=list(score), best_epoch=epoch + 1, epochs_since_best=0,
                              best_model=copy.deepcopy(kept.state_dict()))
             else:
@@ -214,6 +229,7 @@ def train_classifier(
         epochs_planned=epochs_planned(),
         epochs_run=state["epoch"],
         stopped_early=state["epoch"] < epochs_planned(),
+        model_selection=model_selection,
         seconds=seconds,
         train_images_per_s=images_seen / seconds if seconds > 0 else 0.0,
         history=state["history"],

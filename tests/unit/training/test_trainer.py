@@ -6,7 +6,8 @@ from inspection.errors import ConfigError, OutputExistsError
 from inspection.input_spec import default_input_spec
 from training.models import build_classifier
 from training.recipe import TrainRecipe
-from training.trainer import LabeledImages, WeightAverage, class_weights, epochs_to_plan, learning_rate_at, train_classifier
+from training.trainer import (LabeledImages, WeightAverage, class_weights, classes_missing_from, epochs_to_plan, learning_rate_at,
+                              train_classifier)
 from helpers.images import blob_image
 
 SPEC = default_input_spec(32, 3)
@@ -62,6 +63,22 @@ def test_weight_average_follows_the_model_then_averages_it():
 def test_class_weights_balance_the_classes():
     weights = class_weights(np.array([0, 0, 0, 1]), 3)
     assert weights[0] * 3 == pytest.approx(weights[1] * 1) and weights[2] == 0
+
+
+def test_a_validation_split_without_some_class_neither_selects_nor_stops_the_run(tmp_path):
+    assert classes_missing_from(np.array([1, 1]), np.array([0, 1, 2]), ["a", "b", "c"]) == ["a", "c"]
+    assert classes_missing_from(np.array([], dtype=np.int64), np.array([0, 1]), ["a", "b"]) == ["a", "b"]
+    train, val = tiny_data(32, 0), tiny_data(8, 1)
+    only_b = LabeledImages(val.images[val.labels == 1], val.labels[val.labels == 1])
+    # Patience 1 stops a run selected on validation at the first epoch that does not improve it.
+    result = train_classifier(train, only_b, ["a", "b"], SPEC, recipe(epochs=6, patience_epochs=1), tmp_path / "b", "h",
+                              progress=False, good_classes=("a",))
+    assert (result.epochs_run, result.best_epoch, result.stopped_early) == (6, 6, False)
+    assert result.model_selection == "last epoch: the validation split has no a"
+    both = train_classifier(train, val, ["a", "b"], SPEC, recipe(epochs=6, patience_epochs=1), tmp_path / "ab", "h",
+                            progress=False, good_classes=("a",))
+    assert both.model_selection == "best validation epoch"
+    assert both.best_epoch <= both.epochs_run
 
 
 def test_training_is_reproducible(tmp_path):
