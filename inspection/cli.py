@@ -147,6 +147,17 @@ def cmd_data_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_make(args: argparse.Namespace) -> int:
+    from inspection.synthetic.definition import make_dataset
+
+    made = make_dataset(args.definition, args.out, progress=not args.json)
+    if args.json:
+        _print_json(dict(made.summary, path=str(made.path), made=made.made))
+    else:
+        print(f"wrote {made.path}" if made.made else f"{made.path} already holds this dataset; nothing to do")
+    return 0
+
+
 class _SynthHelpFormatter(argparse.HelpFormatter):
     """Names the synthetic products only when help is shown: the catalogue's package loads OpenCV."""
 
@@ -491,7 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineErrors(prog="inspection", description="Inline visual inspection: train, verify and run defect classifiers.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    data = commands.add_parser("data", help="datasets: index a folder, synthesize line images").add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    data = commands.add_parser("data", help="datasets: index a folder, synthesize line images, make a defined set").add_subparsers(dest="data_command", required=True, metavar="ACTION")
     p = data.add_parser("index", help="write the manifest of a folder-per-class dataset")
     p.add_argument("root", type=Path)
     p.add_argument("--out", type=Path, help="manifest file (default: ./<root name>.manifest.jsonl; never written into ROOT)")
@@ -510,6 +521,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "1 halves their size but takes 1.4 ms more per 224 px image to write and to read")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_data_synth)
+    p = data.add_parser("make", help="make the synthetic dataset a definition names (datasets/*.yaml), unless it is already made")
+    p.add_argument("definition", type=Path, help="a dataset definition, e.g. datasets/quality-seed1.yaml")
+    p.add_argument("--out", type=Path, help="folder for the images (default: generated/<name> beside the definition)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_data_make)
     p = data.add_parser("export", help="write a training-ready folder-per-class copy with the labels of the labeling tool")
     p.add_argument("data", type=Path)
     p.add_argument("--out", type=Path, required=True, help="new folder for the copy")

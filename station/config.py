@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import Field, field_validator, model_validator
 
 from inspection.errors import ConfigError
 from inspection.validation import StrictModel, parse_model
+from inspection.yaml_file import read_yaml_mapping
 from station.signalling.register_map import MAP_SIZE
 
 
@@ -177,40 +177,10 @@ class StationConfig(StrictModel):
         return self
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML allows a key twice and keeps the last: in a station config that silently drops a setting."""
-
-    def construct_mapping(self, node, deep=False):
-        seen: set = set()
-        for key_node, _value in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue  # `<<: *anchor` merges shared settings; explicit keys may override them
-            key = self.construct_object(key_node, deep=deep)
-            if not isinstance(key, (str, int, float, bool)) and key is not None:
-                continue  # an unhashable key: SafeLoader's own check reports it
-            if key in seen:
-                raise ConfigError(f"the key {key!r} appears twice at line {key_node.start_mark.line + 1}; keep one")
-            seen.add(key)
-        return super().construct_mapping(node, deep)
-
-
 def load_station_config(path: Path) -> StationConfig:
     """Read and validate a station YAML; relative paths in it are relative to the file."""
     path = Path(path)
-    try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}.") from None
-    except FileNotFoundError:
-        raise ConfigError(f"station config {path} does not exist. Pass the path of a YAML file (see station/examples/).") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path} is not valid YAML{where}. Fix the syntax.") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path} is not UTF-8 text. Save the station config as UTF-8.") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path} must hold a mapping of settings (station:, bundle:, source:, ...). See station/examples/.")
+    raw = read_yaml_mapping(path, "station config", "see station/examples/ for the settings: station:, bundle:, source:, ...")
     config = parse_model(StationConfig, raw, str(path))
     return _resolve_paths(config, path.parent)
 

@@ -1,5 +1,6 @@
 """Bad input: one line on stderr naming the problem and the fix, exit code 2, nothing overwritten."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -94,6 +95,19 @@ def test_synth_into_a_non_empty_folder_keeps_its_files(tmp_path):
     (tmp_path / "keep.txt").write_text("precious")
     assert_one_line_error(run("data", "synth", str(tmp_path), "--count", "1"))
     assert (tmp_path / "keep.txt").read_text() == "precious"
+
+
+def test_data_make_with_a_misspelt_key_and_then_a_good_definition(tmp_path):
+    definition = tmp_path / "set.yaml"
+    definition.write_text("count_per_clas: 1\n")
+    assert_one_line_error(run("data", "make", str(definition)), "unknown key 'count_per_clas'", "Did you mean 'count_per_class'?")
+    definition.write_text("count_per_class: 1\nsize_px: 64\n")
+    made = run("data", "make", str(definition), "--json")
+    assert made.returncode == 0, made.stderr
+    summary = json.loads(made.stdout)
+    assert summary["made"] and summary["total"] == 7 and Path(summary["path"]) == tmp_path / "generated" / "set"
+    again = run("data", "make", str(definition))
+    assert again.returncode == 0 and "already holds this dataset" in again.stdout
 
 
 def test_synth_with_an_impossible_png_level(tmp_path):
