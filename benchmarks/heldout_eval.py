@@ -5,8 +5,8 @@ A 315-image test split has 45 good items and 270 defective ones, so its false re
 2 points per item and its calibrated threshold rests on the one or two hardest defective items.
 A fresh set from the generator (another seed) measures the same bundles with less noise.
 
-    .venv/bin/inspection data synth /tmp/heldout --count 400 --seed 77 --size 640x480 --product white-round-scored
-    .venv/bin/python benchmarks/heldout_eval.py /tmp/heldout BUNDLE... [--out benchmarks/results/heldout_640x480_cpu.json]
+    .venv/bin/inspection data make datasets/heldout-640x480-seed77.yaml   # or heldout-seed77.yaml for 224x224 bundles
+    .venv/bin/python benchmarks/heldout_eval.py datasets/generated/heldout-640x480-seed77 BUNDLE... [--out benchmarks/results/heldout_640x480_cpu.json]
 """
 
 from __future__ import annotations
