@@ -38,6 +38,7 @@ def import_onnx_model(
     std: tuple[float, ...] | None = None,
     resize_mode: str = "stretch",
     item_crop_fraction: float | None = None,
+    shrink: str = "area",
     overwrite: bool = False,
 ) -> dict:
     ensure_can_create(out, overwrite, inputs=[model_path])
@@ -63,6 +64,7 @@ def import_onnx_model(
             "resize_mode": ResizeMode(resize_mode),
             "layout": InputLayout.NCHW_FLOAT32,
             "item_crop_fraction": item_crop_fraction,
+            "shrink": shrink,
         },
         "bundle import options",
     )

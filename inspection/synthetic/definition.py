@@ -74,8 +74,7 @@ def make_dataset(definition_path: Path, out: Path | None = None, progress: bool 
         differences = ", ".join(f"{key} {have[key]!r} (defined: {wanted[key]!r})" for key in wanted if have[key] != wanted[key])
         raise OutputExistsError(f"{out} holds another synthetic dataset: {differences}. Delete {out} to make it again, "
                                 "or pass --out with a new folder.")
-    size = tuple(definition.size_px) if isinstance(definition.size_px, (tuple, list)) else definition.size_px
-    summary = write_dataset(out, definition.count_per_class, seed=definition.seed, size_px=size, progress=progress,
+    summary = write_dataset(out, definition.count_per_class, seed=definition.seed, size_px=definition.size_px, progress=progress,
                             product=definition.product, png_level=definition.png_level)
     return MadeDataset(out, made=True, summary=summary)
 

@@ -66,10 +66,13 @@ def test_import_refuses_a_file_that_is_not_onnx(tmp_path):
 
 def test_import_with_an_item_crop_records_it_and_rejects_a_bad_share(external_model, tmp_path):
     path = str(external_model[1])
-    assert load_bundle_after_import(path, tmp_path / "none").meta.input.item_crop_fraction is None
-    result = run("bundle", "import", path, "--out", str(tmp_path / "crop"), "--classes", "a,b,c", "--good", "a", "--item-crop", "0.7")
+    plain = load_bundle_after_import(path, tmp_path / "none").meta.input
+    assert plain.item_crop_fraction is None and plain.shrink == "area"
+    result = run("bundle", "import", path, "--out", str(tmp_path / "crop"), "--classes", "a,b,c", "--good", "a", "--item-crop", "0.7",
+                 "--shrink", "box_then_linear")
     assert result.returncode == 0, result.stderr
-    assert load_bundle(tmp_path / "crop").meta.input.item_crop_fraction == 0.7
+    cropped = load_bundle(tmp_path / "crop").meta.input
+    assert cropped.item_crop_fraction == 0.7 and cropped.shrink == "box_then_linear"
     result = run("bundle", "import", path, "--out", str(tmp_path / "bad"), "--classes", "a,b,c", "--good", "a", "--item-crop", "2")
     assert result.returncode == 2 and "item_crop_fraction" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "bad").exists()
