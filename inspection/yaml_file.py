@@ -33,8 +33,10 @@ def read_yaml_mapping(path: Path, what: str, hint: str) -> dict:
         raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}.") from None
-    except (FileNotFoundError, IsADirectoryError):
+    except FileNotFoundError:
         raise ConfigError(f"{what} {path} does not exist. Pass the path of a YAML file ({hint}).") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} {path} is a folder. Pass the path of a YAML file ({hint}).") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

@@ -43,6 +43,13 @@ def test_a_folder_holding_another_set_is_refused_and_kept(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").rglob("*")) == files
 
 
+def test_a_definition_that_is_missing_or_a_folder_is_one_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"nope.yaml does not exist\. Pass the path of a YAML file"):
+        make_dataset(tmp_path / "nope.yaml", progress=False)
+    with pytest.raises(ConfigError, match="is a folder"):
+        make_dataset(tmp_path, progress=False)
+
+
 @pytest.mark.parametrize("text, needle", [
     ("count_per_class: 1\nsead: 3\n", "unknown key 'sead'"),
     ("count_per_class: 1\nproduct: purple-square\n", "unknown product 'purple-square'"),
