@@ -69,6 +69,12 @@ def write_validation_report(
     return written + [out_dir / "report.md", out_dir / "report.html"]
 
 
+def write_confusion_png(confusion: dict, good_classes: list[str], path: Path) -> Path:
+    """The confusion matrix ({labels, matrix}, as `inspection eval --json` gives it) as a PNG at `path`."""
+    _confusion_figure(confusion, good_classes).savefig(path, dpi=DPI)
+    return Path(path)
+
+
 def _confusion_figure(confusion: dict, good_classes: list[str]) -> Figure:
     labels = list(confusion["labels"])
     counts = np.asarray(confusion["matrix"], dtype=np.int64).reshape(len(labels), len(labels))

@@ -167,3 +167,14 @@ def test_mismatched_inputs_name_the_lengths(tmp_path):
     inputs["verdicts"] = inputs["verdicts"][:9]
     with pytest.raises(DataError, match="9 verdicts"):
         write_validation_report(tmp_path / "out", title="bad", load_image=_load_image, **inputs)
+
+
+def test_write_confusion_png_draws_a_matrix_given_as_eval_json_gives_it(tmp_path):
+    from training.report import write_confusion_png
+
+    confusion = {"labels": ["good", "cracked", "foreign_particle"], "matrix": [[40, 0, 0], [1, 38, 1], [0, 30, 10]]}
+    path = write_confusion_png(confusion, ["good"], tmp_path / "c.png")
+    image = cv2.imread(str(path))
+    assert image is not None and image.shape[0] > 200 and image.shape[1] > 200
+    # A figure that drew nothing would be flat white.
+    assert image.std() > 10
