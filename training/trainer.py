@@ -140,10 +140,10 @@ def train_classifier(
     # A validation split without some class trained on scores only the classes it has: selecting and
     # early-stopping on it favours epochs that call everything one of those (pill_defects, whose two
     # good pills go to train and test, stopped at the epoch that called every good test pill defective).
-    # Then the schedule runs to its end and the last epoch is kept.
-    select_on_val = not missing_from_val
-    model_selection = ("best validation epoch" if select_on_val
-                       else f"last epoch: the validation split has no {', '.join(missing_from_val)}")
+    # Then each epoch scores by its number alone: every one improves on the last, so none stops the
+    # run and the last is kept.
+    model_selection = (f"last epoch: the validation split has no {', '.join(missing_from_val)}" if missing_from_val
+                       else "best validation epoch")
     steps_per_epoch = max(1, len(train.images) // recipe.batch_size)
     warmup_steps = int(recipe.warmup_epochs * steps_per_epoch)
     average = WeightAverage(model, recipe.ema_decay) if recipe.ema_decay > 0 else None
@@ -169,7 +169,7 @@ def train_classifier(
         task = bar.add_task("train", total=steps_per_epoch * epochs_planned(), completed=state["epoch"] * steps_per_epoch,
                             epoch=f"{state['epoch']}/{epochs_planned()}", loss=0.0, acc=0.0, val_acc=0.0)
         while state["epoch"] < epochs_planned():
-            if select_on_val and state["epochs_since_best"] >= recipe.patience_epochs:
+            if state["epochs_since_best"] >= recipe.patience_epochs:
                 break
             epoch, epoch_start = state["epoch"], time.perf_counter()
             total_steps = steps_per_epoch * epochs_planned()
@@ -208,8 +208,8 @@ def train_classifier(
                       "seconds": round(epoch_s, 2)}
             state["history"].append(record)
             bar.update(task, val_acc=val_acc)
-            score = (val_acc, -val_loss)
-            if not select_on_val or state["best_score"] is None or score > tuple(state["best_score"]):
+            score = (epoch + 1,) if missing_from_val else (val_acc, -val_loss)
+            if state["best_score"] is None or score > tuple(state["best_score"]):
                 state.update(best_score=list(score), best_epoch=epoch + 1, epochs_since_best=0,
                              best_model=copy.deepcopy(kept.state_dict()))
             else:

@@ -80,10 +80,9 @@ def make_dataset(definition_path: Path, out: Path | None = None, progress: bool 
 
 
 def _identity(seed, size_px, product, count_per_class, png_level, generator_version) -> dict:
-    """What decides a synthetic dataset's files, in comparable form."""
-    size = list(size_px) if isinstance(size_px, (tuple, list)) else size_px
-    if isinstance(size, list) and len(size) == 2 and size[0] == size[1]:
-        size = size[0]  # synth.json writes a square frame as one number
+    """What decides a synthetic dataset's files, in comparable form: a size as [width, height]
+    (a definition may give a square as one number or as a pair; synth.json writes it as one number)."""
+    size = [size_px, size_px] if isinstance(size_px, int) else list(size_px or [])
     return {"seed": seed, "size_px": size, "product": product, "count_per_class": count_per_class, "png_level": png_level,
             "generator_version": str(generator_version)}
 

@@ -37,6 +37,9 @@ def test_make_renders_the_set_beside_the_definition_then_leaves_it_alone(tmp_pat
 def test_a_folder_holding_another_set_is_refused_and_kept(tmp_path):
     make_dataset(write_definition(tmp_path, "a", "count_per_class: 1\nsize_px: 64\n"), tmp_path / "out", progress=False)
     files = sorted(p.name for p in (tmp_path / "out").rglob("*"))
+    # The same square given as a pair is the same dataset.
+    assert not make_dataset(write_definition(tmp_path, "pair", "count_per_class: 1\nsize_px: [64, 64]\n"), tmp_path / "out",
+                            progress=False).made
     other = write_definition(tmp_path, "b", "count_per_class: 1\nsize_px: 64\nseed: 9\n")
     with pytest.raises(OutputExistsError, match=r"seed 0 \(defined: 9\)"):
         make_dataset(other, tmp_path / "out", progress=False)
