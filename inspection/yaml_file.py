@@ -26,23 +26,24 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def read_yaml_mapping(path: Path, what: str, hint: str) -> dict:
-    """The mapping in `path`, a `what` (e.g. "station config"); `hint` says where examples are."""
+def read_yaml_mapping(path: Path, what: str, hint: str, error: type[ConfigError] = ConfigError) -> dict:
+    """The mapping in `path`, a `what` (e.g. "station config"); `hint` says where examples are.
+    Failures raise `error`, a ConfigError the caller's command reports as its own."""
     path = Path(path)
     try:
         raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}.") from None
+        raise error(f"{path}: {exc}.") from None
     except FileNotFoundError:
-        raise ConfigError(f"{what} {path} does not exist. Pass the path of a YAML file ({hint}).") from None
+        raise error(f"{what} {path} does not exist. Pass the path of a YAML file ({hint}).") from None
     except IsADirectoryError:
-        raise ConfigError(f"{what} {path} is a folder. Pass the path of a YAML file ({hint}).") from None
+        raise error(f"{what} {path} is a folder. Pass the path of a YAML file ({hint}).") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path} is not valid YAML{where}. Fix the syntax.") from None
+        raise error(f"{path} is not valid YAML{where}. Fix the syntax.") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"{path} is not UTF-8 text. Save the {what} as UTF-8.") from None
+        raise error(f"{path} is not UTF-8 text. Save the {what} as UTF-8.") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path} must hold a mapping of settings. {hint[0].upper()}{hint[1:]}.")
+        raise error(f"{path} must hold a mapping of settings. {hint[0].upper()}{hint[1:]}.")
     return raw

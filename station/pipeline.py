@@ -53,6 +53,9 @@ class PipelineSettings:
     station_id: str
     lot: str
     operator: str
+    # Unpaced replay: the longest an item read ahead should wait for its decision (see ReadAheadLimit);
+    # the runner sets half the gate's transport delay.
+    read_ahead_wait_s: float
     max_batch: int = 8
     max_wait_ms: float = 2.0
     queue_size: int = 64
@@ -61,9 +64,6 @@ class PipelineSettings:
     first_sequence: int = 1  # continues the archive's numbering for this lot and station
     prepare_threads: int = 1  # 1: the capture thread prepares each frame itself
     inference_workers: int = 1  # threads that each gather a batch and run the backend (which must allow it)
-    # Unpaced replay: the longest an item read ahead should wait for its decision (see ReadAheadLimit);
-    # the runner sets half the gate's transport delay.
-    read_ahead_wait_s: float = 0.125
 
 
 @dataclass(slots=True)

@@ -23,8 +23,8 @@ from pathlib import Path
 import yaml
 from pydantic import Field
 
-from inspection.errors import first_line
 from inspection.validation import StrictModel, parse_model
+from inspection.yaml_file import read_yaml_mapping
 from training.labeling.errors import UsersFileError
 
 # scrypt cost: n=2**14, r=8 costs about 16 MiB and tens of ms per check, which is what makes a
@@ -95,10 +95,7 @@ def load_users(path: Path) -> UsersFile:
         raise UsersFileError(
             f"users file {path} does not exist. Create a user first: inspection users add NAME --role reviewer --users {path}"
         )
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise UsersFileError(f"users file {path} cannot be read ({first_line(exc)}). Fix it or re-create it with `inspection users add`.") from None
+    data = read_yaml_mapping(path, "users file", "fix it or re-create it with `inspection users add`", UsersFileError)
     return parse_model(UsersFile, data, str(path), UsersFileError)
 
 

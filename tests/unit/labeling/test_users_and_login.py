@@ -51,6 +51,19 @@ def test_duplicate_user_and_misspelt_key_are_refused(tmp_path: Path) -> None:
         load_users(path)
 
 
+@pytest.mark.parametrize(
+    "text, message",
+    [("users:\n  alice: {role: admin}\n  alice: {role: labeler}\n", "'alice' appears twice at line 3"),
+     ("users: [alice\n", "not valid YAML"), ("", "must hold a mapping"), (b"\xff\xfe", "not UTF-8")],
+)  # fmt: skip
+def test_a_users_file_that_cannot_be_read_is_one_line_with_the_fix(tmp_path: Path, text: str | bytes, message: str) -> None:
+    path = tmp_path / "users.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(UsersFileError, match=message) as caught:
+        load_users(path)
+    assert "\n" not in str(caught.value)
+
+
 def test_only_reviewers_sign_and_only_admins_manage_users() -> None:
     assert Permission.SIGN not in PERMISSIONS[Role.LABELER] and Permission.SIGN in PERMISSIONS[Role.REVIEWER]
     assert Permission.SIGN not in PERMISSIONS[Role.ADMIN] and Permission.USERS in PERMISSIONS[Role.ADMIN]
