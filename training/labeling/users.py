@@ -95,7 +95,7 @@ def load_users(path: Path) -> UsersFile:
         raise UsersFileError(
             f"users file {path} does not exist. Create a user first: inspection users add NAME --role reviewer --users {path}"
         )
-    data = read_yaml_mapping(path, "users file", "fix it or re-create it with `inspection users add`", UsersFileError)
+    data = read_yaml_mapping(path, "users file", "fix it, or delete it and re-create it with `inspection users add`", UsersFileError)
     return parse_model(UsersFile, data, str(path), UsersFileError)
 
 
