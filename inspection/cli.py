@@ -230,6 +230,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "max_escape_rate": args.max_escape_rate,
         "good_vs_defect_weight": args.good_vs_defect_weight,
+        "hard_example_boost": args.hard_example_boost,
         "shrink": args.shrink,
     }
     options = {k: v for k, v in given.items() if v is not None}
@@ -565,6 +566,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="serve one view per item instead of the mean over its 8 orientations (8x cheaper at the station)")
     p.add_argument("--good-vs-defect-weight", type=float, metavar="W",
                    help="weight of the loss term on the defect score the station decides on (default 1; 0: cross-entropy only)")
+    p.add_argument("--hard-example-boost", type=float, metavar="B",
+                   help="draw each epoch's images with chances 1 + min(loss / mean loss, B), each image's loss as last seen "
+                        "(default 4; 0: every image once per epoch, shuffled)")
     p.add_argument("--epochs", type=int, help="at most this many epochs (default 100)")
     p.add_argument("--budget-s", metavar="SECONDS|none",
                    help="train fewer epochs where --epochs would not fit this many seconds at the first epoch's pace "

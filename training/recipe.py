@@ -26,6 +26,9 @@ class TrainRecipe(StrictModel):
     batch_size: int = Field(default=32, ge=2, le=4096)
     learning_rate: float = Field(default=3e-3, gt=0, le=1)
     weight_decay: float = Field(default=0.01, ge=0, le=1)
+    # Each epoch draws its images with chances 1 + min(loss / mean loss, boost), each image's loss as
+    # last seen (0: every image once, shuffled). See training.trainer.epoch_order.
+    hard_example_boost: float = Field(default=4.0, ge=0)
     # Weight of the good-versus-defect term added to the cross-entropy (training.loss; 0: off).
     good_vs_defect_weight: float = Field(default=1.0, ge=0)
     # Exponential moving average of the weights, evaluated and kept instead of the raw weights

@@ -65,6 +65,12 @@ def test_bad_time_budget(tmp_path, value):
     assert not (tmp_path / "b").exists()
 
 
+def test_negative_hard_example_boost(tmp_path):
+    data = make_two_class_dataset(tmp_path / "data", per_class=6, size_px=32)
+    assert_one_line_error(run("train", str(data), "--out", str(tmp_path / "b"), "--hard-example-boost", "-1"), "hard_example_boost")
+    assert not (tmp_path / "b").exists()
+
+
 def test_no_good_class_can_be_told(tmp_path):
     data = tmp_path / "data"
     make_two_class_dataset(data, per_class=6, size_px=32)

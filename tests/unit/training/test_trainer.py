@@ -6,8 +6,8 @@ from inspection.errors import ConfigError, OutputExistsError
 from inspection.input_spec import default_input_spec
 from training.models import build_classifier
 from training.recipe import TrainRecipe
-from training.trainer import (LabeledImages, WeightAverage, class_weights, classes_missing_from, epochs_to_plan, learning_rate_at,
-                              train_classifier)
+from training.trainer import (LabeledImages, WeightAverage, class_weights, classes_missing_from, epoch_order, epochs_to_plan,
+                              learning_rate_at, train_classifier)
 from helpers.images import blob_image
 
 SPEC = default_input_spec(32, 3)
@@ -58,6 +58,19 @@ def test_weight_average_follows_the_model_then_averages_it():
     assert torch.allclose(average.model[0].weight, 0.9 * (0.1 * before + 0.9 * (before + 1.0)) + 0.1 * (before + 1.0))
     assert int(average.model[1].num_batches_tracked) == int(model[1].num_batches_tracked)
     assert not any(p.requires_grad for p in average.model.parameters())
+
+
+def test_an_epoch_draws_the_images_the_model_gets_wrong_more_often_within_a_cap():
+    assert sorted(epoch_order(np.random.default_rng(0), np.ones(50), boost=0)) == list(range(50))  # off: each image once
+    loss = np.full(1000, 0.01)
+    loss[0], loss[1] = 0.03, 1.0  # image 1: far past the cap
+    draws = np.concatenate([epoch_order(np.random.default_rng(seed), loss, boost=4.0) for seed in range(200)])
+    counts = np.bincount(draws, minlength=1000) / 200
+    mean = loss.mean()  # 0.011: chances 1 + min(loss / mean, 4) are 1.9 (easy), 3.7 (image 0) and 5 (image 1, capped)
+    easy = counts[2:].mean()
+    assert counts[0] / easy == pytest.approx((1 + 0.03 / mean) / (1 + 0.01 / mean), rel=0.15)
+    assert counts[1] / easy == pytest.approx(5 / (1 + 0.01 / mean), rel=0.15)
+    assert np.array_equal(epoch_order(np.random.default_rng(3), loss, 4.0), epoch_order(np.random.default_rng(3), loss, 4.0))
 
 
 def test_class_weights_balance_the_classes():
