@@ -109,7 +109,7 @@ def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
 def epoch_order(rng: np.random.Generator, sample_loss: np.ndarray, boost: float) -> np.ndarray:
     """The images of one epoch, as many draws as images. With `boost` 0, each image once, shuffled.
     Otherwise drawn with replacement, each with chance proportional to 1 + min(loss / mean loss, boost):
-    the ten minutes of training go where the model is still wrong (in the synthetic runs, thin
+    the training time goes where the model is still wrong (in the synthetic runs, thin
     fibres it called cracks), and the cap keeps a few ambiguous images from taking over an epoch.
     """
     if boost == 0:
