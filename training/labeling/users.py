@@ -89,9 +89,7 @@ def check_password(password: str, stored: str) -> bool:
 
 def load_users(path: Path) -> UsersFile:
     path = Path(path)
-    if path.is_dir():
-        raise UsersFileError(f"users file {path} is a folder. Pass the path of a YAML file, e.g. {path / 'users.yaml'}.")
-    if not path.is_file():
+    if not path.exists():
         raise UsersFileError(
             f"users file {path} does not exist. Create a user first: inspection users add NAME --role reviewer --users {path}"
         )

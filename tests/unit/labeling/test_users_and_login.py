@@ -64,6 +64,13 @@ def test_a_users_file_that_cannot_be_read_is_one_line_with_the_fix(tmp_path: Pat
     assert "\n" not in str(caught.value)
 
 
+def test_a_users_file_that_is_a_folder_or_missing_says_so(tmp_path: Path) -> None:
+    with pytest.raises(UsersFileError, match="is a folder"):
+        load_users(tmp_path)
+    with pytest.raises(UsersFileError, match="does not exist. Create a user first"):
+        load_users(tmp_path / "users.yaml")
+
+
 def test_only_reviewers_sign_and_only_admins_manage_users() -> None:
     assert Permission.SIGN not in PERMISSIONS[Role.LABELER] and Permission.SIGN in PERMISSIONS[Role.REVIEWER]
     assert Permission.SIGN not in PERMISSIONS[Role.ADMIN] and Permission.USERS in PERMISSIONS[Role.ADMIN]
