@@ -13,6 +13,9 @@ Left out on purpose: hue/saturation shifts (discolouration is a defect class), c
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
 import albumentations as A
 import cv2
 import numpy as np
@@ -45,3 +48,23 @@ def augment_batch(transform: A.Compose, images: np.ndarray) -> np.ndarray:
         result = transform(image=image)["image"]
         out[i] = result.reshape(image.shape)
     return out
+
+
+def augmented_batches(transform: A.Compose, images: np.ndarray, batches: list[np.ndarray],
+                      ahead: bool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(index, augmented images) for each index array in `batches`, in order. With `ahead`, the
+    next batch is augmented on a second thread while the caller trains on this one (OpenCV releases
+    the GIL): for a GPU, whose host cores idle while it computes. On a CPU the model's threads
+    already use every core (ahead measured 10% slower on 2 cores). One worker takes the batches in
+    order, so the transform draws its random numbers as a plain loop does: same batches, bit for bit."""
+    if not ahead:
+        for index in batches:
+            yield index, augment_batch(transform, images[index])
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="augment") as pool:
+        pending = pool.submit(augment_batch, transform, images[batches[0]]) if batches else None
+        for number, index in enumerate(batches):
+            batch = pending.result()
+            if number + 1 < len(batches):
+                pending = pool.submit(augment_batch, transform, images[batches[number + 1]])
+            yield index, batch

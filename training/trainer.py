@@ -18,7 +18,7 @@ from torch.nn import functional as F
 from inspection.console import progress_bar
 from inspection.errors import BackendUnavailableError, ConfigError, OutputExistsError, first_line
 from inspection.input_spec import InputSpec
-from training.augment import augment_batch, build_augmentation
+from training.augment import augmented_batches, build_augmentation
 from training.loss import InspectionLoss
 from inspection.backends.torch_model import InspectionClassifier, WithSoftmax
 from training.models import build_classifier
@@ -195,9 +195,9 @@ def train_classifier(
             torch.manual_seed(recipe.seed * 100_003 + epoch)
             order = epoch_order(rng, state["sample_loss"].numpy(), recipe.hard_example_boost)
             loss_sum, correct, seen = 0.0, 0, 0
-            for step in range(steps_per_epoch):
-                index = np.sort(order[step * recipe.batch_size : (step + 1) * recipe.batch_size])
-                batch = torch.from_numpy(augment_batch(transform, train.images[index])).to(device)
+            batches = [np.sort(order[step * recipe.batch_size : (step + 1) * recipe.batch_size]) for step in range(steps_per_epoch)]
+            for step, (index, augmented) in enumerate(augmented_batches(transform, train.images, batches, ahead=device == "cuda")):
+                batch = torch.from_numpy(augmented).to(device)
                 target = torch.from_numpy(train.labels[index]).to(device)
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate_at(epoch * steps_per_epoch + step, total_steps, warmup_steps, recipe.learning_rate)
