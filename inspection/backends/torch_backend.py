@@ -73,6 +73,10 @@ class TorchBackend:
             raise BackendUnavailableError("torch backend: fp16 needs device 'cuda'; on the CPU use fp32.")
         if threads is not None:
             torch.set_num_threads(threads)
+        if device == "cuda":
+            # cuDNN times its algorithms for each input shape on the first run (the warm-up before
+            # graph capture) instead of guessing from heuristics; the choice is fixed for the process.
+            torch.backends.cudnn.benchmark = True
         if device == "cuda" and precision == "fp32":
             # cuDNN convolutions default to TF32 on Ampere and newer: fp32 asked means fp32 computed.
             torch.backends.cudnn.allow_tf32 = False
@@ -90,6 +94,8 @@ class TorchBackend:
             self._graphs = CudaGraphRunner(torch, self._model, (spec.size_px, spec.size_px, spec.channels),
                                            len(meta.class_names), max_batch)
         features = ["channels_last", "batchnorm folded" if folded else "batchnorm not folded (not traceable)"]
+        if device == "cuda":
+            features.append("cuDNN autotuned")
         if self._graphs is not None:
             features.append(f"CUDA graphs for batch {','.join(map(str, self._graphs.batch_sizes))}")
         self.description = f"torch {torch.__version__} {device} {precision}, {', '.join(features)}"
@@ -117,6 +123,8 @@ class TorchBackend:
         return None if self._graphs is None else self._graphs.replay_images_per_s(rows, seconds)
 
     def close(self) -> None:
+        if self._graphs is not None:
+            self._graphs.close()
         self._model = None
         self._graphs = None
 

@@ -24,13 +24,27 @@ def test_cuda_graphs_fp32_match_onnxruntime(tiny_bundle, rows):
     reference = open_backend("onnxruntime", bundle).infer(frames)
     backend = open_backend("torch", bundle, device="cuda", max_batch=8)
     try:
-        assert "CUDA graphs for batch 1,2,4,8" in backend.description
+        assert "CUDA graphs for batch 1,2,4,8" in backend.description and "cuDNN autotuned" in backend.description
         probabilities = backend.infer(frames)
         assert backend.replay_images_per_s(min(rows, 8), 0.1) > 0
     finally:
         backend.close()
     assert probabilities.shape == reference.shape
     assert np.abs(probabilities - reference).max() <= bundle.meta.backend_tolerance
+
+
+def test_batches_staged_by_the_copy_threads_give_the_same_probabilities(tiny_bundle, monkeypatch):
+    from inspection.backends import cuda_graphs
+
+    bundle = load_bundle(tiny_bundle)
+    frames = _frames(bundle, 21)
+    backend = open_backend("torch", bundle, device="cuda", max_batch=8)
+    try:
+        one_thread = backend.infer(frames)
+        monkeypatch.setattr(cuda_graphs, "PARALLEL_COPY_MIN_BYTES", 0)  # the tiny frames take the large-batch path
+        np.testing.assert_array_equal(backend.infer(frames), one_thread)
+    finally:
+        backend.close()
 
 
 def test_fp16_agrees_with_fp32_and_the_stream_keeps_order(tiny_bundle):
