@@ -52,10 +52,11 @@ def markdown_table(result: dict) -> str:
             lines.append(f"| {s['model']} | {s['backend']} {s['device']} {s['precision']} | {s['max_batch']} | {s.get('prepare_threads', 1)} | "
                          f"{s['throughput_fps']:,.0f} | {s['backend_raw_fps']:,.0f} | {s['throughput_vs_raw']:.2f} |")
     if result.get("training"):
-        lines += ["", "| training | device | batch | loop images/s (augmentation included) | forward+backward images/s |",
-                  "|---|---|---:|---:|---:|"]
+        lines += ["", "| training | device | batch | loop images/s (augmentation included; after the first epoch) | whole run images/s | forward+backward images/s |",
+                  "|---|---|---:|---:|---:|---:|"]
         for t in result["training"]:
-            lines.append(f"| {t['model']} {t['size_px']} px | {t['device']} | {t['batch_size']} | {t['loop_images_per_s']:,.0f} | {t['compute_images_per_s']:,.0f} |")
+            lines.append(f"| {t['model']} {t['size_px']} px | {t['device']} | {t['batch_size']} | {t['loop_images_per_s']:,.0f} | "
+                         f"{t['run_images_per_s']:,.0f} | {t['compute_images_per_s']:,.0f} |")
     if result.get("regressions"):
         lines += ["", "Regressions over 10% against the previous result:", ""]
         lines += [f"- {r['key']}: {r['before']:,.0f} -> {r['now']:,.0f} images/s ({r['change']:+.0%})" for r in result["regressions"]]

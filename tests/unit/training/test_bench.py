@@ -61,3 +61,14 @@ def test_a_previous_row_of_zero_images_per_s_is_no_regression_and_no_crash() -> 
 
     previous = {"backends": [{"key": "k", "images_per_s": 0.0}]}
     assert regressions({"backends": [{"key": "k", "images_per_s": 10.0}]}, previous) == []
+
+
+def test_training_rows_report_the_loops_steady_pace_apart_from_the_start_up():
+    from training.bench.training_speed import EPOCHS, measure_training, steady_images_per_s
+
+    history = [{"seconds": 10.0}, {"seconds": 1.0}, {"seconds": 3.0}]
+    assert steady_images_per_s(history, 100) == 50.0
+    assert steady_images_per_s(history[:1], 100) == 10.0
+    row = measure_training("mobilenet_v3_small", 32, 64, "cpu")
+    assert EPOCHS >= 2 and row["device"] == "cpu"
+    assert row["loop_images_per_s"] > 0 and row["run_images_per_s"] > 0 and row["compute_images_per_s"] > 0
