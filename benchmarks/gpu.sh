@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The GPU set, for a lent GPU machine without network (its own torch; TensorRT when importable).
-# Writes everything under $OUT within about 7 minutes:
+# Writes everything under $OUT within about 8 minutes:
 #   gpu_tests.log            the GPU tests (torch CUDA backend, CUDA graphs, TensorRT when present)
 #   bench_gpu.{json,md,png}  inspection bench: torch CUDA (and TensorRT) x precision x batch, station ratio, training
+#   station_overhead.json    the station with a free model (benchmarks/station_overhead.py): its ceiling on this host
 #   int8_resnet18.json       resnet18 trained here at 224 px for INT8_EPOCHS (default 60; 0 skips) on one
 #                            product (INT8_PRODUCT, default white-round-scored), then `inspection export
 #                            --precision int8`: the int8 parity gate on a trained model (its CPU speed is
@@ -30,6 +31,10 @@ timeout 200 $cli bench --models resnet18,mobilenet_v3_small --backends torch,ten
     --precisions fp32,fp16 --batch-sizes 1,8,64,256 --budget-s "${BENCH_BUDGET_S:-80}" --station-frames 20000 \
     --cache /tmp/bench-cache --json-out "$out/bench_gpu.json" 2>&1 | tail -n 3
 cat "$out/bench_gpu.md" 2>/dev/null
+# The station's own cost per frame with a free model (the bench's resnet18 bundle: 224 px, cropped around the item).
+station_bundle=$(ls -d /tmp/bench-cache/resnet18-224-crop* 2>/dev/null | head -n 1)
+[ -n "$station_bundle" ] && timeout 90 python3 benchmarks/station_overhead.py "$station_bundle" --frames 20000 \
+    --prepare-threads 1,8 --out "$out/station_overhead.json" 2>&1 | tail -n 5
 synth() {  # synth DIR PRODUCT
     if [ "$2" = mixed ]; then $cli data synth "$1" --count 300 --seed 1 --json > /dev/null
     else $cli data synth "$1" --count 300 --seed 1 --product "$2" --json > /dev/null; fi

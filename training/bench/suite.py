@@ -48,7 +48,8 @@ def combinations(models, backends, precisions, batch_sizes, cuda: bool) -> list[
 
 
 def bundle_for(model: str, size_px: int, cache: Path, with_int8: bool) -> Path:
-    path = untrained_bundle(model, size_px, cache / f"{model}-{size_px}-crop{TrainRecipe().item_crop_fraction}")
+    recipe = TrainRecipe()
+    path = untrained_bundle(model, size_px, cache / f"{model}-{size_px}-crop{recipe.item_crop_fraction}-{recipe.shrink.value}")
     bundle = load_bundle(path)
     if with_int8 and bundle.meta.int8 is None:
         spec = bundle.meta.input

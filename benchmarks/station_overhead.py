@@ -1,0 +1,106 @@
+"""The station's own cost per frame: the synthetic line through the whole pipeline with a model that
+costs nothing, so that what is measured is capture, numbering, tracking at the gate, preparing,
+batching, deciding and publishing.
+
+    .venv/bin/python benchmarks/station_overhead.py BUNDLE [--frames N] [--prepare-threads 1,2] [--out FILE]
+
+Per number of preparer threads (`batching.prepare_threads`), two runs, unpaced, no archive, batch 64,
+one inference worker (as a GPU station runs):
+  with_prepare_fps   the station with the free model: its ceiling on this machine, whatever the GPU.
+                     A backend faster than this cannot be kept 90% busy by this station.
+  prepare_free_fps   the same with `prepare` handing back a ready image: the rest of the per-item path.
+The free model answers "good" for every item at once. It stands in for a GPU this machine lacks; it
+is a measuring tool, not a backend (it never leaves this script).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import station.pipeline
+import station.runner
+from inspection.backends import BackendKind
+from inspection.bundle import load_bundle
+from inspection.cli import run_guarded
+from inspection.errors import ConfigError
+from station.config import StationConfig
+from station.runner import RunLimits, run_station
+from training.bench.result_file import write_result
+from training.versions import library_versions, machine_description
+
+
+class FreeModel:
+    kind = BackendKind.ONNXRUNTIME
+    description = "free model (station_overhead.py): every item good, no computation"
+
+    def __init__(self, classes: int, good_index: int) -> None:
+        self._answer = np.zeros(classes, dtype=np.float32)
+        self._answer[good_index] = 1.0
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self._answer, (len(batch), len(self._answer))).copy()
+
+    def close(self) -> None:
+        pass
+
+
+def run(bundle_path: Path, frames: int, prepare_threads: int, free_prepare: bool, product: str) -> dict:
+    bundle = load_bundle(bundle_path)
+    names = bundle.meta.class_names
+    model = FreeModel(len(names), names.index(bundle.meta.good_classes[0]))
+    spec = bundle.meta.input
+    ready = np.zeros((spec.size_px, spec.size_px, spec.channels), dtype=np.uint8)
+    real_open, real_prepare = station.runner.open_backend, station.pipeline.prepare
+    station.runner.open_backend = lambda *args, **kwargs: model
+    if free_prepare:
+        station.pipeline.prepare = lambda image, spec: ready
+    try:
+        config = StationConfig.model_validate({
+            "bundle": bundle_path,
+            "backend": {"kind": "onnxruntime", "precision": "fp32"},
+            "batching": {"max_batch": 64, "queue_size": 256, "prepare_threads": prepare_threads, "inference_workers": 1},
+            "source": {"kind": "synthetic", "defect_rate": 0.02, "seed": 11, "product": product},
+        })
+        summary = run_station(config, RunLimits(frames=frames), progress=False)
+    finally:
+        station.runner.open_backend, station.pipeline.prepare = real_open, real_prepare
+    return {"frames": summary["frames"], "fps": round(summary["throughput_fps"], 1),
+            "core_us_per_frame_if_serial": round(1e6 / summary["throughput_fps"], 1),
+            "mean_batch_size": summary.get("mean_batch_size"), "prepare_ms": summary["stage_ms"]["prepare"]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("bundle", type=Path)
+    parser.add_argument("--frames", type=int, default=20_000)
+    parser.add_argument("--prepare-threads", default="1,2", help="comma-separated preparer thread counts")
+    parser.add_argument("--product", default="white-round-scored")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    try:
+        counts = [int(value) for value in args.prepare_threads.split(",")]
+    except ValueError:
+        raise ConfigError(f"--prepare-threads '{args.prepare_threads}' must be whole numbers separated by commas, e.g. 1,2,8.") from None
+    if args.frames < 1 or any(count < 1 for count in counts):
+        raise ConfigError("--frames and every --prepare-threads count must be at least 1.")
+    result = {"machine": machine_description(), "cores": len(os.sched_getaffinity(0)), "versions": library_versions(),
+              "bundle": str(args.bundle), "input": load_bundle(args.bundle).meta.input.model_dump(mode="json"),
+              "product": args.product, "frames": args.frames, "runs": []}
+    for count in counts:
+        for free_prepare in (False, True):
+            row = run(args.bundle, args.frames, count, free_prepare, args.product)
+            result["runs"].append({"prepare_threads": count, "prepare": "free" if free_prepare else "real", **row})
+            print(f"prepare threads {count}, prepare {'free' if free_prepare else 'real'}: {row['fps']:,.0f} frames/s", file=sys.stderr)
+    if args.out:
+        write_result(args.out, result)
+    print(result if not args.out else f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_guarded(main))
