@@ -21,7 +21,7 @@ from training.models import build_classifier
 from training.recipe import TrainRecipe
 from training.trainer import LabeledImages, resolve_device, train_classifier
 
-IMAGES = 512
+IMAGES = 256
 EPOCHS = 3
 COMPUTE_STEPS = 20
 
