@@ -453,10 +453,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from training.bench.machine import machine_slug
-    from training.bench.report import write_results
-    from training.bench.suite import run_suite
-
     from training.bench.report import read_previous
 
     if args.compare is not None:
@@ -464,6 +460,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.json_out is not None and args.json_out.suffix != ".json":
         raise ConfigError(f"--json-out {args.json_out} does not end in .json (its .md and .png are written beside it). "
                           "Pass a .json file name.")
+    # The suite loads torch and the backends (seconds): only once the options are known good.
+    from training.bench.machine import machine_slug
+    from training.bench.report import write_results
+    from training.bench.suite import run_suite
+
     result = run_suite(args.models, args.backends, args.precisions, args.batch_sizes, args.budget_s, args.image_size,
                        args.threads, args.station_frames, not args.no_training, args.cache, progress=not args.json)
     out = args.json_out or Path("benchmarks/results") / f"bench_{machine_slug(result['machine'])}_{'-'.join(args.backends)}.json"

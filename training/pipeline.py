@@ -5,8 +5,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from safetensors.torch import save_file
-
 from inspection.backends import open_backend
 from inspection.bundle import (
     DATASET_MANIFEST_NAME,
@@ -24,13 +22,8 @@ from inspection.decision import DecisionPolicy
 from inspection.errors import ConfigError, DataError
 from inspection.input_spec import default_input_spec
 from inspection.image_io import read_image
-from training.calibration import REJECT_THRESHOLD, calibrate_policy
 from training.dataset_index import index_dataset, write_manifest_jsonl
-from training.evaluate import evaluate_probabilities, infer_probabilities, label_indices, load_prepared
-from training.export_onnx import export_onnx, parity_record, require_parity
 from training.recipe import TrainRecipe
-from training.report import write_validation_report
-from training.trainer import LabeledImages, predict_probabilities, train_classifier
 from training.versions import library_versions, machine_description
 
 
@@ -65,6 +58,16 @@ def train_bundle(
     if not splits["train"]:
         raise DataError(f"{data_root} has no training images after the split. Add images or a train/ folder.")
     checkpoint_dir_for(out).mkdir(parents=True, exist_ok=True)  # an unwritable --out fails now, not after an epoch
+    # Imported once the inputs are known to be usable: torch, torchvision, scipy and matplotlib take
+    # about 5 s to import here, and a mistyped folder should be told at once.
+    from safetensors.torch import save_file
+
+    from training.calibration import REJECT_THRESHOLD, calibrate_policy
+    from training.evaluate import evaluate_probabilities, infer_probabilities, label_indices, load_prepared
+    from training.export_onnx import export_onnx, parity_record, require_parity
+    from training.report import write_validation_report
+    from training.trainer import LabeledImages, predict_probabilities, train_classifier
+
     data = {
         name: LabeledImages(load_prepared(index.root, entries, spec, progress), label_indices(entries, class_names))
         for name, entries in splits.items()

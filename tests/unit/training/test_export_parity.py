@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import training.pipeline
+import training.trainer
 from inspection.errors import ExportError
 from training.export_onnx import MAX_ABS_PROBABILITY_DIFF, parity_record, require_parity
 from training.recipe import TrainRecipe
@@ -32,9 +33,9 @@ def test_a_failing_parity_gate_fails_training_and_writes_no_bundle(tmp_path, mon
     from inspection.synthetic import write_dataset
 
     write_dataset(tmp_path / "data", count_per_class=6, seed=3, size_px=64, progress=False)
-    served = training.pipeline.predict_probabilities
+    served = training.trainer.predict_probabilities
     # The torch reference drifts from what the exported model serves, as an export-unsafe layer would.
-    monkeypatch.setattr(training.pipeline, "predict_probabilities", lambda *args: served(*args) + 1e-3)
+    monkeypatch.setattr(training.trainer, "predict_probabilities", lambda *args: served(*args) + 1e-3)
     recipe = TrainRecipe(image_size_px=64, epochs=1, batch_size=16, device="cpu")
     with pytest.raises(ExportError, match="failed its parity gate"):
         training.pipeline.train_bundle(tmp_path / "data", tmp_path / "bundle", recipe, progress=False)
