@@ -198,7 +198,8 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     from station.archive import utc_now_iso
-    from training.labeling.app import LabelServerConfig, launch, open_context
+    from training.labeling.app import launch
+    from training.labeling.server_context import LabelServerConfig, open_context
     from training.labeling.users import add_user
 
     load_before = load_avg()

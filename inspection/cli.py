@@ -192,13 +192,18 @@ def cmd_data_export(args: argparse.Namespace) -> int:
 
 
 def cmd_label(args: argparse.Namespace) -> int:
-    from training.labeling.app import LabelServerConfig, serve
+    from training.labeling.server_context import LabelServerConfig, check_port_free, open_context
     from training.labeling.users import default_users_path
 
-    serve(LabelServerConfig(
+    config = LabelServerConfig(
         data=args.data, users=args.users or default_users_path(), archive=args.archive, bundle=args.bundle,
         workspace=args.workspace, host=args.host, port=args.port, rescan=args.rescan,
-    ))  # fmt: skip
+    )  # fmt: skip
+    check_port_free(config.host, config.port)
+    ctx = open_context(config)
+    from training.labeling.app import serve  # Gradio: seconds to import, so only once the inputs are good
+
+    serve(ctx, config.host, config.port)
     return 0
 
 

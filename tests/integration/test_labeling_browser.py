@@ -35,7 +35,8 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, tiny_bundle: Path):
-    from training.labeling.app import LabelServerConfig, launch, open_context
+    from training.labeling.app import launch
+    from training.labeling.server_context import LabelServerConfig, open_context
     from training.labeling.predictions import predict_missing
 
     root = tmp_path_factory.mktemp("labeling")
