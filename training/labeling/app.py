@@ -17,11 +17,19 @@ import gradio as gr
 from training.labeling.browse import ItemFilter, page
 from training.labeling.context import AppContext
 from training.labeling.label_tab import KEYBOARD_JS, build_label_tab
+from training.labeling.predictions import predict_missing
 from training.labeling.review_tab import build_review_tab
-from training.labeling.server_context import start_predictions
 from training.labeling.users import PERMISSIONS, Permission
 
 CSS = "#label-image img { width: 100%; height: 100%; object-fit: contain; } #item-info { font-size: 1.05em; }"
+
+
+def start_predictions(ctx: AppContext) -> threading.Thread | None:
+    if ctx.bundle is None:
+        return None
+    thread = threading.Thread(target=predict_missing, args=(ctx.catalog, ctx.bundle, ctx.backend), name="predictions", daemon=True)
+    thread.start()
+    return thread
 
 
 def build_app(ctx: AppContext) -> gr.Blocks:

@@ -5,7 +5,6 @@ takes seconds: bad input is told at once (exit 2), before the app is built."""
 from __future__ import annotations
 
 import socket
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +14,6 @@ from training.labeling.catalog import Catalog, build_catalog
 from training.labeling.context import AppContext
 from training.labeling.export import ManifestWriter, write_manifest
 from training.labeling.login_guard import LoginGuard
-from training.labeling.predictions import predict_missing
 from training.labeling.review import ReviewService
 from training.labeling.thumbnails import ThumbnailCache
 from training.labeling.users import load_users
@@ -51,14 +49,6 @@ def open_context(config: LabelServerConfig, progress: bool = True) -> AppContext
         backend = open_backend("onnxruntime", bundle)
     guard = LoginGuard(config.users, workspace.access_log)
     return AppContext(catalog, guard, ThumbnailCache(workspace.thumbs_dir), ManifestWriter(catalog), review, bundle, backend)
-
-
-def start_predictions(ctx: AppContext) -> threading.Thread | None:
-    if ctx.bundle is None:
-        return None
-    thread = threading.Thread(target=predict_missing, args=(ctx.catalog, ctx.bundle, ctx.backend), name="predictions", daemon=True)
-    thread.start()
-    return thread
 
 
 def check_port_free(host: str, port: int) -> None:
