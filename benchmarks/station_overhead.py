@@ -9,6 +9,9 @@ one inference worker (as a GPU station runs):
   with_prepare_fps   the station with the free model: its ceiling on this machine, whatever the GPU.
                      A backend faster than this cannot be kept 90% busy by this station.
   prepare_free_fps   the same with `prepare` handing back a ready image: the rest of the per-item path.
+And preparation alone, one thread, on the line's frames in the order the line draws them (256
+distinct 640x480 frames, 236 MB: mostly not in the CPU's caches, as a camera's fresh frames are not):
+milliseconds per frame to locate the item, and to prepare the frame with each shrink mode.
 The free model answers "good" for every item at once. It stands in for a GPU this machine lacks; it
 is a measuring tool, not a backend (it never leaves this script).
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +32,12 @@ from inspection.backends import BackendKind
 from inspection.bundle import load_bundle
 from inspection.cli import run_guarded
 from inspection.errors import ConfigError
+from inspection.input_spec import ShrinkMode
+from inspection.item_crop import locate_item
+from inspection.preprocess import prepare
 from station.config import StationConfig
 from station.runner import RunLimits, run_station
+from station.sources.synthetic_line import SyntheticLineSource
 from training.bench.result_file import write_result
 from training.versions import library_versions, machine_description
 
@@ -74,6 +82,24 @@ def run(bundle_path: Path, frames: int, prepare_threads: int, free_prepare: bool
             "mean_batch_size": summary.get("mean_batch_size"), "prepare_ms": summary["stage_ms"]["prepare"]}
 
 
+def preparation_alone(bundle_path: Path, frames: int, product: str) -> dict:
+    spec = load_bundle(bundle_path).meta.input
+    source = SyntheticLineSource(defect_rate=0.02, seed=11, frames=frames, progress=False, product=product)
+    source.open()
+    images = [source.read().image for _ in range(frames)]
+    source.close()
+
+    def ms_per_frame(step) -> float:
+        started = time.perf_counter()
+        for image in images:
+            step(image)
+        return round((time.perf_counter() - started) * 1000 / len(images), 3)
+
+    return {"frames": frames, "locate_item_ms": ms_per_frame(locate_item),
+            "prepare_ms_by_shrink": {mode.value: ms_per_frame(lambda image, s=spec.model_copy(update={"shrink": mode}): prepare(image, s))
+                                     for mode in ShrinkMode}}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("bundle", type=Path)
@@ -96,6 +122,8 @@ def main() -> int:
             row = run(args.bundle, args.frames, count, free_prepare, args.product)
             result["runs"].append({"prepare_threads": count, "prepare": "free" if free_prepare else "real", **row})
             print(f"prepare threads {count}, prepare {'free' if free_prepare else 'real'}: {row['fps']:,.0f} frames/s", file=sys.stderr)
+    result["preparation_alone"] = preparation_alone(args.bundle, min(args.frames, 3000), args.product)
+    print(f"preparation alone: {result['preparation_alone']}", file=sys.stderr)
     if args.out:
         write_result(args.out, result)
     print(result if not args.out else f"written to {args.out}")

@@ -55,8 +55,9 @@ def augmented_batches(transform: A.Compose, images: np.ndarray, batches: list[np
     """(index, augmented images) for each index array in `batches`, in order. With `ahead`, the
     next batch is augmented on a second thread while the caller trains on this one (OpenCV releases
     the GIL): for a GPU, whose host cores idle while it computes. On a CPU the model's threads
-    already use every core (ahead measured 10% slower on 2 cores). One worker takes the batches in
-    order, so the transform draws its random numbers as a plain loop does: same batches, bit for bit."""
+    already use every core (ahead changed nothing on 2 cores: benchmarks/augment_ahead.py). One
+    worker takes the batches in order, so the transform draws its random numbers as a plain loop
+    does: same batches, bit for bit."""
     if not ahead:
         for index in batches:
             yield index, augment_batch(transform, images[index])

@@ -24,8 +24,9 @@ def untrained_bundle(architecture: str, size_px: int, out: Path,
     """A sealed bundle of `architecture` with its initial weights (source 'benchmark'); reused when present.
 
     It crops around the item and shrinks the crop as trained bundles do by default, so a station row
-    measures the same per-frame preparation a deployed default bundle does (preparing a cold 640x480
-    frame for 224 px took 0.84 ms with an `area` shrink, 0.46 ms with the default, on the 2-core machine)."""
+    measures the same per-frame preparation a deployed default bundle does (preparing a 640x480 line
+    frame for 224 px took 0.71 ms with an `area` shrink, 0.34 ms with the default, on the 2-core
+    machine: benchmarks/results/station_overhead_224_cpu.json)."""
     out = Path(out)
     if (out / "manifest.sha256").is_file():
         return out
