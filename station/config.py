@@ -98,6 +98,17 @@ class BatchingSettings(StrictModel):
     # Threads that resize frames to the model's input. 1: the capture thread does it (2-core stations:
     # more threads only compete with inference); a GPU station with spare cores needs several.
     prepare_threads: int = Field(default=1, ge=1, le=64)
+    # Worker processes that prepare the frames instead (0: none). Threads share one interpreter, so on
+    # many cores processes can prepare more frames a second; each costs the station process a copy of
+    # the frame and a hand-over (see the README's GPU section for what was measured).
+    prepare_processes: int = Field(default=0, ge=0, le=64)
+
+    @model_validator(mode="after")
+    def _one_way_to_prepare(self) -> "BatchingSettings":
+        if self.prepare_processes and self.prepare_threads > 1:
+            raise ValueError(f"batching.prepare_threads {self.prepare_threads} and prepare_processes "
+                             f"{self.prepare_processes}: choose one (set the other to its default: threads 1, processes 0)")
+        return self
     # Threads that each take a batch and run the model, so that one batch's inference overlaps the
     # next one's gathering and the last one's decisions. None: 2 for ONNX Runtime on a CPU (each with
     # its share of the cores; measured faster on 2 cores, see the README's Station section), 1 for

@@ -5,6 +5,9 @@ Threads and their bounded hand-overs:
                       ledger first, so a crash cannot hide it), tracks it at the gate, prepares it
                       once (resize/colour), queues it for inference; a full queue is an overrun:
                       that item is a fault (rejected) and the alarm goes up, never a drop.
+                      With `prepare_threads` > 1 a thread pool prepares and queues instead; with
+                      `prepare_processes`, worker processes prepare (station.prepare_processes) and
+                      their collector threads queue.
     inference threads gather up to max_batch items (waiting at most max_wait_ms), run the backend,
                       decide each item and resolve it at the gate. No I/O here. With several
                       (`inference_workers`), one batch's inference overlaps the next one's gathering
@@ -36,6 +39,7 @@ from station.archive import ArchiveWriter, ItemRecord
 from station.archive.errors import ArchiveError
 from station.archive.records import utc_now_iso
 from station.outcomes import final_outcome
+from station.prepare_processes import PreparerFailed, PreparerProcesses
 from station.read_ahead import ReadAheadLimit
 from station.signalling import GateEvent, ItemResult, Outcome, RejectGate
 from station.sources import Frame, FrameSource, SourceExhausted
@@ -63,6 +67,7 @@ class PipelineSettings:
     stop_line_on_archive_failure: bool = True
     first_sequence: int = 1  # continues the archive's numbering for this lot and station
     prepare_threads: int = 1  # 1: the capture thread prepares each frame itself
+    prepare_processes: int = 0  # more than 0: worker processes prepare the frames (station.prepare_processes)
     inference_workers: int = 1  # threads that each gather a batch and run the backend (which must allow it)
 
 
@@ -183,14 +188,18 @@ class StationPipeline:
         # the capture thread only reads, numbers and tracks; at most 2 frames per worker wait for it.
         preparers = ThreadPoolExecutor(workers, thread_name_prefix="prepare") if workers > 1 else None
         slots = threading.BoundedSemaphore(2 * workers)
+        processes = (PreparerProcesses(self._spec, self._settings.prepare_processes)
+                     if self._settings.prepare_processes else None)
         try:
-            self._capture_frames(deadline_s, preparers, slots)
+            self._capture_frames(deadline_s, preparers, slots, processes)
         finally:
             if preparers is not None:
                 preparers.shutdown(wait=True)
+            if processes is not None:
+                processes.close()
 
     def _capture_frames(self, deadline_s: float | None, preparers: ThreadPoolExecutor | None,
-                        slots: threading.BoundedSemaphore) -> None:
+                        slots: threading.BoundedSemaphore, processes: PreparerProcesses | None) -> None:
         sequence = self._settings.first_sequence - 1
         while not self._stop.is_set() and (deadline_s is None or time.monotonic() < deadline_s):
             if not self._take_undecided_slot():
@@ -224,7 +233,10 @@ class StationPipeline:
                 self.raise_alarm(f"camera: {changed}")
                 self._resolve(sequence, item, fault(changed), None)
                 continue
-            if preparers is None:
+            if processes is not None:
+                if not self._hand_to_process(processes, sequence, item):
+                    return
+            elif preparers is None:
                 self._prepare_and_queue(sequence, item)
             elif slots.acquire(blocking=not self._source.paced):
                 preparers.submit(self._prepare_in_worker, sequence, item, slots)
@@ -265,12 +277,47 @@ class StationPipeline:
         try:
             item.prepared = prepare(item.frame.image, self._spec)
         except CorruptImageError as exc:
-            with self._lock:
-                self.tally.corrupt_frames += 1
-            self.raise_alarm(UNUSABLE_FRAME_ALARM)
-            self._resolve(sequence, item, fault(f"corrupt frame: {exc}"), None)
+            self._fault_unusable(sequence, item, f"corrupt frame: {exc}")
             return
         self.tally.stage_ms["prepare"].record((time.perf_counter() - started) * 1000)
+        self._queue_prepared(sequence, item)
+
+    def _hand_to_process(self, processes: PreparerProcesses, sequence: int, item: _InFlight) -> bool:
+        """Give the frame to a preparer process (its result comes back on that process's collector
+        thread); False when a preparer died: the item is a fault and the line stops."""
+        started = time.perf_counter()
+
+        def prepared_elsewhere(prepared: np.ndarray | None, error: str | None) -> None:
+            if error is not None:
+                if error.startswith("corrupt frame"):
+                    self._fault_unusable(sequence, item, error)
+                    return
+                self._resolve(sequence, item, fault(error), None)
+                if processes.failure is not None:  # its preparer died: no frame can be prepared now
+                    self.stop(f"station: {processes.failure}; line stopped")
+                return
+            item.prepared = prepared
+            # From hand-over to result: the copy, the wait for a worker and the preparation.
+            self.tally.stage_ms["prepare"].record((time.perf_counter() - started) * 1000)
+            self._queue_prepared(sequence, item)
+
+        try:
+            handed = processes.submit(item.frame.image, prepared_elsewhere, wait=not self._source.paced)
+        except PreparerFailed as exc:
+            self._resolve(sequence, item, fault(str(exc)), None)
+            self.stop(f"station: {exc}; line stopped")
+            return False
+        if not handed:
+            self._overrun(sequence, item)
+        return True
+
+    def _fault_unusable(self, sequence: int, item: _InFlight, reason: str) -> None:
+        with self._lock:
+            self.tally.corrupt_frames += 1
+        self.raise_alarm(UNUSABLE_FRAME_ALARM)
+        self._resolve(sequence, item, fault(reason), None)
+
+    def _queue_prepared(self, sequence: int, item: _InFlight) -> None:
         if not self._source.paced:
             # Replay without a rate: the station sets the pace, so wait for room instead of overrunning.
             self._queue.put((sequence, item))

@@ -90,6 +90,7 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
             stop_line_on_archive_failure=config.archive.on_failure == "stop_line",
             first_sequence=first_sequence,
             prepare_threads=config.batching.prepare_threads,
+            prepare_processes=config.batching.prepare_processes,
             inference_workers=chosen.inference_workers,
             # Half the transport delay: the other half is room for a slow spell before an item is late.
             read_ahead_wait_s=config.gate.transport_delay_ms / 2000.0,
@@ -144,6 +145,8 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
         summary["archive_drain_s"] = archive_drain_s
         summary["backend_choice"] = backend_choice
         summary["inference_workers"] = chosen.inference_workers
+        summary["preparation"] = ({"processes": config.batching.prepare_processes} if config.batching.prepare_processes
+                                  else {"threads": config.batching.prepare_threads})
         summary["gate_thread_priority"] = config.gate.thread_priority
         geometry = frame_size_warning(pipeline.first_frame_wh, bundle.meta.dataset.get("train_frame_sizes"), str(bundle.path))
         summary["warnings"] = [geometry] if geometry else []

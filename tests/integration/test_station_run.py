@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -22,6 +23,7 @@ from inspection.preprocess import prepare
 from station.archive import Archive, verify_archive
 from station.config import StationConfig, load_station_config
 from station.pipeline import StationPipeline
+from station.prepare_processes import PreparerProcesses
 from station.read_ahead import RATE_WINDOW_ITEMS
 from station.runner import RunLimits, run_station
 from station.signalling.thread_priority import check_realtime_allowed
@@ -179,6 +181,7 @@ def test_unwritable_archive_refuses_to_start(tiny_bundle, tmp_path):
         ({"batching": {"max_batch": 0}}, "max_batch"),
         ({"gate": {"transport_delay_ms": "soon"}}, "transport_delay_ms"),
         ({"backend": {"kind": "torch"}, "batching": {"inference_workers": 2}}, "inference_workers 2 needs backend.kind onnxruntime"),
+        ({"batching": {"prepare_threads": 4, "prepare_processes": 4}}, "prepare_threads 4 and prepare_processes 4: choose one"),
     ],
 )
 def test_bad_config_is_one_line_exit_2(tiny_bundle, tmp_path, sections, needle):
@@ -262,12 +265,13 @@ def test_metrics_endpoint_serves_counts_on_localhost(tiny_bundle, tmp_path):
     assert "inspection_gate_signal_lateness_ms_bucket" in text
 
 
+@pytest.mark.parametrize("preparers", [{"prepare_threads": 3}, {"prepare_processes": 2}])
 @pytest.mark.parametrize("rate_hz", [None, 300.0])
-def test_a_pool_of_preparers_keeps_one_outcome_per_item_in_sequence(tiny_bundle, tmp_path, rate_hz):
+def test_a_pool_of_preparers_keeps_one_outcome_per_item_in_sequence(tiny_bundle, tmp_path, rate_hz, preparers):
     config = load_station_config(write_config(
         tmp_path / "s.yaml", bundle=str(tiny_bundle), station={"lot": "LP"},
         source={"kind": "synthetic", "rate_hz": rate_hz, "defect_rate": 0.3, "pool_size": 16, "width_px": 160, "height_px": 120},
-        batching={"max_batch": 4, "prepare_threads": 3},
+        batching={"max_batch": 4, **preparers},
         archive={"path": str(tmp_path / "archive"), "pass_sample_every": 1},
     ))
     s = run_station(config, RunLimits(frames=150), progress=False)
@@ -278,6 +282,34 @@ def test_a_pool_of_preparers_keeps_one_outcome_per_item_in_sequence(tiny_bundle,
     assert [r["sequence"] for r in records] == list(range(1, 151))
     if rate_hz is None:
         assert s["fault"] == 0  # unpaced replay waits for room: nothing overruns
+    assert s["preparation"] == ({"threads": 3} if "prepare_threads" in preparers else {"processes": 2})
+
+
+def test_a_preparer_process_that_dies_faults_its_items_and_stops_the_line(tiny_bundle, tmp_path, monkeypatch):
+    config = load_station_config(write_config(
+        tmp_path / "s.yaml", bundle=str(tiny_bundle), station={"lot": "LK"},
+        source={"kind": "synthetic", "rate_hz": 200.0, "defect_rate": 0.3, "pool_size": 16, "width_px": 160, "height_px": 120},
+        batching={"max_batch": 4, "prepare_processes": 2},
+        archive={"path": str(tmp_path / "archive"), "pass_sample_every": 1},
+    ))
+    submitted, real_submit = [], PreparerProcesses.submit
+
+    def submit_and_kill_the_first_worker_at_the_100th(preparers, image, on_done, wait):
+        submitted.append(True)
+        if len(submitted) == 100:
+            os.kill(preparers._processes[0].pid, signal.SIGKILL)
+        return real_submit(preparers, image, on_done, wait)
+
+    monkeypatch.setattr(PreparerProcesses, "submit", submit_and_kill_the_first_worker_at_the_100th)
+    s = run_station(config, RunLimits(frames=2000), progress=False)
+    assert 0 < s["frames"] < 2000  # stopped, not run to the end
+    assert s["frames"] == s["passed"] + s["rejected"] + s["uncertain"] + s["fault"] and s["fault"] >= 1
+    assert any(alarm.startswith("station: preparer process 1 stopped (exit code -9); restart the station; line stopped")
+               for alarm in s["alarms"]), s["alarms"]
+    with Archive.open(tmp_path / "archive", create=False) as archive:
+        records = list(archive.records("LK"))
+    assert [r["sequence"] for r in records] == list(range(1, s["frames"] + 1))
+    assert any(r["verdict"] == "fault" and "preparer process 1 stopped" in r["reason"] for r in records)
 
 
 def test_unpaced_replay_waits_for_a_slow_archive_instead_of_stopping(tiny_bundle, tmp_path):

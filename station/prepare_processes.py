@@ -1,0 +1,253 @@
+"""Frame preparation in worker processes, frames and results passed through shared memory.
+
+Preparing a frame (find the item, crop, shrink: `inspection.preprocess.prepare`) is the station's
+costliest step per frame. Preparer threads share the station's interpreter: each frame's hand-over and
+Python steps hold its GIL (on 2 cores, 2 threads prepared fewer frames a second than one:
+benchmarks/station_overhead.py). Here each worker process prepares whole frames with its own
+interpreter; the station process copies the frame into a shared slot and sends the slot's number.
+
+The workers run the very same `prepare`, so a prepared frame is byte for byte the one the capture
+thread would have made (a test holds them equal).
+
+Each worker owns `SLOTS_PER_PROCESS` slots: a frame buffer (grown when a larger frame comes) and a
+prepared buffer. A slot is busy from `submit` until its result has been copied out; a worker that
+dies fails its busy slots and every later `submit` (`PreparerFailed`), so no frame is ever lost.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.shared_memory import SharedMemory
+
+import cv2
+import numpy as np
+
+from inspection.errors import CorruptImageError, InspectionError
+from inspection.input_spec import InputSpec
+from inspection.preprocess import prepare
+
+# One frame a worker prepares, one waiting in its pipe, one the station copies in: the worker never
+# waits for the station; more would only add frames waiting between camera and gate.
+SLOTS_PER_PROCESS = 3
+STARTUP_TIMEOUT_S = 60.0
+
+# (prepared uint8 HxWxC or None, error text or None): called on the worker's collector thread.
+PreparedCallback = Callable[[np.ndarray | None, str | None], None]
+
+
+class PreparerFailed(InspectionError):
+    """A preparer process did not start or died: the station cannot prepare frames any more."""
+
+
+@dataclass
+class _Slot:
+    number: int
+    worker: int
+    prepared: SharedMemory
+    frame: SharedMemory | None = None
+    on_done: PreparedCallback | None = None
+
+
+class PreparerProcesses:
+    def __init__(self, spec: InputSpec, processes: int) -> None:
+        if processes < 1:
+            raise ValueError("processes must be at least 1")
+        self._prepared_shape = (spec.size_px, spec.size_px, spec.channels)
+        # spawn, not fork: the station process has threads (and maybe CUDA) that a fork would copy
+        # half-way; the workers import only numpy, OpenCV and the preprocessing.
+        context = multiprocessing.get_context("spawn")
+        self._connections: list[Connection] = []
+        self._processes = []
+        self._slots: list[_Slot] = []
+        self._collectors: list[threading.Thread] = []
+        self._free: queue.Queue[_Slot] = queue.Queue()
+        self._busy_lock = threading.Lock()
+        self._failure: str | None = None
+        self._closing = False
+        for number in range(processes):
+            ours, theirs = context.Pipe(duplex=True)
+            process = context.Process(target=serve, args=(theirs, spec), name=f"prepare-{number + 1}", daemon=True)
+            process.start()
+            theirs.close()
+            self._connections.append(ours)
+            self._processes.append(process)
+        try:
+            for number in range(processes * SLOTS_PER_PROCESS):
+                self._slots.append(_Slot(number, number % processes, _shared_memory(int(np.prod(self._prepared_shape)))))
+        except PreparerFailed:
+            self.close()
+            raise
+        for number, connection in enumerate(self._connections):
+            self._wait_until_ready(number, connection)
+        for slot in self._slots:
+            self._free.put(slot)
+        self._collectors = [threading.Thread(target=self._collect, args=(number,), name=f"prepared-{number + 1}", daemon=True)
+                            for number in range(processes)]
+        for collector in self._collectors:
+            collector.start()
+
+    def _wait_until_ready(self, number: int, connection: Connection) -> None:
+        try:
+            ready = connection.poll(STARTUP_TIMEOUT_S) and connection.recv() == "ready"
+        except (EOFError, OSError):
+            ready = False
+        if ready:
+            return
+        self.close()
+        raise PreparerFailed(
+            f"preparer process {number + 1} did not start (exit code {self._processes[number].exitcode}); a script "
+            "that runs the station must do so under `if __name__ == \"__main__\":` (worker processes import the "
+            "main module), and the station needs room for shared memory in /dev/shm")
+
+    @property
+    def failure(self) -> str | None:
+        return self._failure
+
+    def submit(self, image: np.ndarray, on_done: PreparedCallback, wait: bool) -> bool:
+        """Hand the frame to a worker; `on_done` gets its prepared image or the error, once. False when every
+        slot is busy and `wait` is False (the caller's overrun). Raises PreparerFailed, the frame not taken,
+        once a worker has died (`failure` says which and how)."""
+        while True:
+            if self._failure is not None:
+                raise PreparerFailed(self._failure)
+            try:
+                slot = self._free.get(timeout=0.1) if wait else self._free.get_nowait()
+            except queue.Empty:
+                if wait:
+                    continue
+                return False
+            break  # a worker that died meanwhile fails the frame through `on_done` (see below)
+        new_frame_buffer = slot.frame is None or slot.frame.size < image.nbytes
+        if new_frame_buffer:
+            try:
+                larger = _shared_memory(image.nbytes)
+            except PreparerFailed:
+                self._free.put(slot)
+                raise
+            _release(slot.frame)  # the worker is done with it: the slot was free
+            slot.frame = larger
+        np.ndarray(image.shape, image.dtype, buffer=slot.frame.buf)[...] = image  # as it is: the worker checks it
+        with self._busy_lock:
+            slot.on_done = on_done
+        try:
+            self._connections[slot.worker].send(
+                (slot.number, slot.frame.name, image.shape, image.dtype.str, slot.prepared.name if new_frame_buffer else None))
+        except OSError as exc:
+            # Registered, the frame is the worker's: its failure reaches `on_done` like any it held.
+            self._worker_died(slot.worker, f"cannot be reached: {exc}")
+        return True
+
+    def _collect(self, worker: int) -> None:
+        connection = self._connections[worker]
+        while True:
+            try:
+                number, error = connection.recv()
+            except (EOFError, OSError):
+                # Closing, a worker ends once it has sent back all it held; one that ends holding
+                # frames, or ends before closing, died.
+                if not self._closing or self._holds_frames(worker):
+                    self._worker_died(worker)
+                return
+            slot = self._slots[number]
+            prepared = None if error else np.array(np.ndarray(self._prepared_shape, np.uint8, buffer=slot.prepared.buf))
+            with self._busy_lock:
+                on_done, slot.on_done = slot.on_done, None
+            self._free.put(slot)
+            on_done(prepared, error)
+
+    def _holds_frames(self, worker: int) -> bool:
+        with self._busy_lock:
+            return any(slot.worker == worker and slot.on_done is not None for slot in self._slots)
+
+    def _worker_died(self, worker: int, how: str | None = None) -> None:
+        self._processes[worker].join(timeout=1.0)
+        message = f"preparer process {worker + 1} stopped ({how or f'exit code {self._processes[worker].exitcode}'}); restart the station"
+        with self._busy_lock:
+            if self._failure is None:
+                self._failure = message
+            pending = [slot.on_done for slot in self._slots if slot.worker == worker and slot.on_done is not None]
+            for slot in self._slots:
+                if slot.worker == worker:
+                    slot.on_done = None
+        for on_done in pending:
+            on_done(None, message)
+
+    def close(self) -> None:
+        """Stop the workers once they have finished what they hold, and free the shared memory."""
+        if self._closing:
+            return
+        self._closing = True
+        for connection in self._connections:
+            try:
+                connection.send(None)
+            except OSError:
+                pass  # already gone
+        for process in self._processes:
+            process.join(timeout=5.0)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        for collector in self._collectors:
+            collector.join(timeout=5.0)
+        for connection in self._connections:
+            connection.close()
+        for slot in self._slots:
+            _release(slot.frame)
+            _release(slot.prepared)
+
+
+def _shared_memory(size_bytes: int) -> SharedMemory:
+    try:
+        return SharedMemory(create=True, size=max(1, size_bytes))
+    except OSError as exc:
+        raise PreparerFailed(f"cannot allocate {size_bytes:,} bytes of shared memory ({exc.strerror or exc}): free space "
+                             "in /dev/shm, or set batching.prepare_processes to 0") from exc
+
+
+def _release(memory: SharedMemory | None) -> None:
+    if memory is not None:
+        memory.close()
+        memory.unlink()
+
+
+def serve(connection: Connection, spec: InputSpec) -> None:
+    """A worker process: prepare each frame it is sent into its slot's prepared buffer, until None."""
+    cv2.setNumThreads(1)  # a process per core: OpenCV's own threads would only compete with the others
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches the whole process group; the station decides
+    frames: dict[int, SharedMemory] = {}
+    prepared_buffers: dict[int, SharedMemory] = {}
+    connection.send("ready")
+    while (message := connection.recv()) is not None:
+        number, frame_name, shape, dtype, prepared_name = message
+        if prepared_name is not None:  # a new frame buffer for this slot (and, the first time, its prepared one)
+            _detach(frames.pop(number, None))
+            frames[number] = SharedMemory(name=frame_name)
+            prepared_buffers.setdefault(number, SharedMemory(name=prepared_name))
+        connection.send((number, _prepare_into(frames[number], shape, dtype, prepared_buffers[number], spec)))
+    for memory in (*frames.values(), *prepared_buffers.values()):
+        _detach(memory)
+
+
+def _prepare_into(frame_memory: SharedMemory, shape: tuple[int, ...], dtype: str, prepared_memory: SharedMemory,
+                  spec: InputSpec) -> str | None:
+    """Prepare the frame in one slot into its prepared buffer; the error text for the item's fault, or None.
+    (A function of its own so that the buffers' views are gone before a slot's buffer is replaced.)"""
+    try:
+        result = prepare(np.ndarray(shape, dtype, buffer=frame_memory.buf), spec)
+    except CorruptImageError as exc:
+        return f"corrupt frame: {exc}"
+    except Exception as exc:  # any other failure faults this item; the worker goes on
+        return f"preparation failed: {type(exc).__name__}: {exc}"
+    np.ndarray(result.shape, np.uint8, buffer=prepared_memory.buf)[...] = result
+    return None
+
+
+def _detach(memory: SharedMemory | None) -> None:
+    if memory is not None:
+        memory.close()

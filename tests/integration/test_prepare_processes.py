@@ -1,0 +1,141 @@
+"""Frame preparation in real worker processes (spawned, shared memory): same bytes, faults, a dead worker."""
+
+import os
+import signal
+import threading
+
+import numpy as np
+import pytest
+
+from inspection.input_spec import InputSpec
+from inspection.preprocess import prepare
+from inspection.synthetic import render_item
+from station.prepare_processes import SLOTS_PER_PROCESS, PreparerFailed, PreparerProcesses
+
+SPEC = InputSpec(size_px=48, channels=3, colour_order="bgr", mean=(0.5,) * 3, std=(0.25,) * 3,
+                 item_crop_fraction=0.6, shrink="box_then_linear")
+
+
+class Results:
+    """Collects what the collector threads hand back, by the number each frame was given."""
+
+    def __init__(self) -> None:
+        self.by_number: dict[int, tuple[np.ndarray | None, str | None]] = {}
+        self._arrived = threading.Condition()
+
+    def callback(self, number: int):
+        def on_done(prepared, error):
+            with self._arrived:
+                self.by_number[number] = (prepared, error)
+                self._arrived.notify_all()
+        return on_done
+
+    def wait_for(self, count: int, timeout_s: float = 30.0) -> None:
+        with self._arrived:
+            assert self._arrived.wait_for(lambda: len(self.by_number) >= count, timeout=timeout_s), self.by_number.keys()
+
+
+@pytest.fixture()
+def preparers():
+    made = []
+
+    def start(processes: int, spec: InputSpec = SPEC) -> PreparerProcesses:
+        made.append(PreparerProcesses(spec, processes))
+        return made[-1]
+
+    yield start
+    for preparer in made:
+        preparer.close()
+
+
+def frames() -> list[np.ndarray]:
+    """Line frames of two sizes (the larger after the smaller, so slots grow), colour and grey."""
+    rendered = [render_item(3, index, label, width, height).image
+                for index, (label, width, height) in enumerate([("good", 160, 120), ("chipped", 160, 120), ("good", 320, 240),
+                                                                 ("cracked", 320, 240), ("good", 160, 120)] * 2)]
+    return rendered + [np.ascontiguousarray(rendered[2][:, :, 1]), rendered[3][::2, ::2]]  # grey; not contiguous
+
+
+def test_processes_prepare_every_frame_byte_for_byte_as_prepare_does(preparers):
+    pool, images, results = preparers(2), frames(), Results()
+    for number, image in enumerate(images):
+        assert pool.submit(image, results.callback(number), wait=True)
+    results.wait_for(len(images))
+    for number, image in enumerate(images):
+        prepared, error = results.by_number[number]
+        assert error is None
+        assert prepared.dtype == np.uint8 and np.array_equal(prepared, prepare(image, SPEC)), number
+
+
+def test_a_corrupt_frame_is_reported_and_the_worker_goes_on(preparers):
+    pool, results = preparers(1), Results()
+    good = frames()[0]
+    pool.submit(good.astype(np.uint16), results.callback(0), wait=True)
+    pool.submit(np.zeros((120, 160, 4), np.uint8), results.callback(1), wait=True)
+    pool.submit(good, results.callback(2), wait=True)
+    results.wait_for(3)
+    for number in (0, 1):
+        prepared, error = results.by_number[number]
+        assert prepared is None and error.startswith("corrupt frame: frame has shape")
+    assert np.array_equal(results.by_number[2][0], prepare(good, SPEC))
+
+
+def test_every_slot_busy_is_an_overrun_without_waiting(preparers):
+    pool, results, image = preparers(1), Results(), frames()[0]
+    worker = pool._processes[0].pid
+    os.kill(worker, signal.SIGSTOP)  # frozen: it holds every frame it is given
+    try:
+        for number in range(SLOTS_PER_PROCESS):
+            assert pool.submit(image, results.callback(number), wait=False)
+        assert pool.submit(image, results.callback(99), wait=False) is False
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    results.wait_for(SLOTS_PER_PROCESS)
+    assert 99 not in results.by_number and all(error is None for _, error in results.by_number.values())
+
+
+def test_a_worker_that_dies_fails_the_frames_it_held_and_every_later_one(preparers):
+    pool, results, image = preparers(2), Results(), frames()[0]
+    victim = pool._processes[0].pid
+    os.kill(victim, signal.SIGSTOP)
+    for number in range(2 * SLOTS_PER_PROCESS):  # both workers' slots: the frozen one holds its share
+        assert pool.submit(image, results.callback(number), wait=True)
+    os.kill(victim, signal.SIGKILL)
+    results.wait_for(2 * SLOTS_PER_PROCESS)
+    errors = [error for _, error in results.by_number.values()]
+    assert errors.count(None) == SLOTS_PER_PROCESS
+    failed = [error for error in errors if error is not None]
+    assert len(failed) == SLOTS_PER_PROCESS
+    assert all(error == f"preparer process 1 stopped (exit code -{int(signal.SIGKILL)}); restart the station" for error in failed)
+    with pytest.raises(PreparerFailed, match="preparer process 1 stopped"):
+        pool.submit(image, results.callback(100), wait=True)
+
+
+def test_closing_frees_the_shared_memory(preparers):
+    shared = "/dev/shm"
+    before = set(os.listdir(shared))
+    pool, results = preparers(1), Results()
+    images = frames()
+    for number, image in enumerate(images):
+        pool.submit(image, results.callback(number), wait=True)
+    results.wait_for(len(images))
+    assert set(os.listdir(shared)) - before  # the slots live there while the workers run
+    pool.close()
+    assert not set(os.listdir(shared)) - before
+
+
+def test_no_room_for_shared_memory_is_an_error_that_names_the_fix_and_takes_no_frame(preparers, monkeypatch):
+    pool, results = preparers(1), Results()
+    import station.prepare_processes as module
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(module, "SharedMemory", full)
+    with pytest.raises(PreparerFailed, match=r"No space left on device\): free space in /dev/shm, or set batching.prepare_processes to 0"):
+        pool.submit(frames()[0], results.callback(0), wait=True)
+    monkeypatch.undo()
+    image = frames()[0]
+    assert pool.submit(image, results.callback(1), wait=True)  # the slot was given back
+    results.wait_for(1)
+    assert 0 not in results.by_number and np.array_equal(results.by_number[1][0], prepare(image, SPEC))
