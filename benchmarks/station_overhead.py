@@ -2,16 +2,23 @@
 costs nothing, so that what is measured is capture, numbering, tracking at the gate, preparing,
 batching, deciding and publishing.
 
-    .venv/bin/python benchmarks/station_overhead.py BUNDLE [--frames N] [--prepare-threads 1,2] [--out FILE]
+    .venv/bin/python benchmarks/station_overhead.py BUNDLE [--frames N] [--prepare-threads 1,2]
+        [--prepare-processes 1,2] [--out FILE]
 
 Per number of preparer threads (`batching.prepare_threads`), two runs, unpaced, no archive, batch 64,
 one inference worker (as a GPU station runs):
-  with_prepare_fps   the station with the free model: its ceiling on this machine, whatever the GPU.
+  prepare "real"     the station with the free model: its ceiling on this machine, whatever the GPU.
                      A backend faster than this cannot be kept 90% busy by this station.
-  prepare_free_fps   the same with `prepare` handing back a ready image: the rest of the per-item path.
+  prepare "free"     the same with `prepare` handing back a ready image: the rest of the per-item path.
+  station_process_cpu_us_per_frame   CPU time of the station's own process (all its threads, not its
+                     preparer processes) per frame: with preparer processes, what a host with more
+                     cores cannot spread.
+Per number of preparer processes (`batching.prepare_processes`), the real run only (the processes
+import their own `prepare`).
 And preparation alone, one thread, on the line's frames in the order the line draws them (256
 distinct 640x480 frames, 236 MB: mostly not in the CPU's caches, as a camera's fresh frames are not):
-milliseconds per frame to locate the item, and to prepare the frame with each shrink mode.
+milliseconds per frame to locate the item, to prepare the frame with each shrink mode, and to copy it
+into shared memory (what handing it to a preparer process costs the station process first).
 The free model answers "good" for every item at once. It stands in for a GPU this machine lacks; it
 is a measuring tool, not a backend (it never leaves this script).
 """
@@ -22,6 +29,7 @@ import argparse
 import os
 import sys
 import time
+from multiprocessing.shared_memory import SharedMemory
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +44,7 @@ from inspection.input_spec import ShrinkMode
 from inspection.item_crop import locate_item
 from inspection.preprocess import prepare
 from station.config import StationConfig
+from station.pipeline import StationPipeline
 from station.runner import RunLimits, run_station
 from station.sources.synthetic_line import SyntheticLineSource
 from training.bench.result_file import write_result
@@ -57,28 +66,39 @@ class FreeModel:
         pass
 
 
-def run(bundle_path: Path, frames: int, prepare_threads: int, free_prepare: bool, product: str) -> dict:
+def run(bundle_path: Path, frames: int, preparation: dict, free_prepare: bool, product: str) -> dict:
     bundle = load_bundle(bundle_path)
     names = bundle.meta.class_names
     model = FreeModel(len(names), names.index(bundle.meta.good_classes[0]))
     spec = bundle.meta.input
     ready = np.zeros((spec.size_px, spec.size_px, spec.channels), dtype=np.uint8)
-    real_open, real_prepare = station.runner.open_backend, station.pipeline.prepare
+    real_open, real_prepare, real_run = station.runner.open_backend, station.pipeline.prepare, StationPipeline.run
     station.runner.open_backend = lambda *args, **kwargs: model
     if free_prepare:
         station.pipeline.prepare = lambda image, spec: ready
+    cpu_s = []
+
+    def run_counting_cpu(pipeline, *args, **kwargs):
+        started = time.process_time()  # this process's threads only: preparer processes are not counted
+        try:
+            return real_run(pipeline, *args, **kwargs)
+        finally:
+            cpu_s.append(time.process_time() - started)
+
+    StationPipeline.run = run_counting_cpu
     try:
         config = StationConfig.model_validate({
             "bundle": bundle_path,
             "backend": {"kind": "onnxruntime", "precision": "fp32"},
-            "batching": {"max_batch": 64, "queue_size": 256, "prepare_threads": prepare_threads, "inference_workers": 1},
+            "batching": {"max_batch": 64, "queue_size": 256, "inference_workers": 1, **preparation},
             "source": {"kind": "synthetic", "defect_rate": 0.02, "seed": 11, "product": product},
         })
         summary = run_station(config, RunLimits(frames=frames), progress=False)
     finally:
-        station.runner.open_backend, station.pipeline.prepare = real_open, real_prepare
+        station.runner.open_backend, station.pipeline.prepare, StationPipeline.run = real_open, real_prepare, real_run
     return {"frames": summary["frames"], "fps": round(summary["throughput_fps"], 1),
             "core_us_per_frame_if_serial": round(1e6 / summary["throughput_fps"], 1),
+            "station_process_cpu_us_per_frame": round(cpu_s[0] * 1e6 / summary["frames"], 1),
             "mean_batch_size": summary.get("mean_batch_size"), "prepare_ms": summary["stage_ms"]["prepare"]}
 
 
@@ -95,9 +115,26 @@ def preparation_alone(bundle_path: Path, frames: int, product: str) -> dict:
             step(image)
         return round((time.perf_counter() - started) * 1000 / len(images), 3)
 
-    return {"frames": frames, "locate_item_ms": ms_per_frame(locate_item),
+    # What a preparer process costs the station process first: the frame copied into shared memory.
+    slot = SharedMemory(create=True, size=images[0].nbytes)
+    try:
+        copy_ms = ms_per_frame(lambda image: np.copyto(np.ndarray(image.shape, image.dtype, buffer=slot.buf), image))
+    finally:
+        slot.close()
+        slot.unlink()
+    return {"frames": frames, "locate_item_ms": ms_per_frame(locate_item), "copy_into_shared_memory_ms": copy_ms,
             "prepare_ms_by_shrink": {mode.value: ms_per_frame(lambda image, s=spec.model_copy(update={"shrink": mode}): prepare(image, s))
                                      for mode in ShrinkMode}}
+
+
+def counts_option(flag: str, text: str) -> list[int]:
+    try:
+        counts = [int(value) for value in text.split(",") if value.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag} '{text}' must be whole numbers separated by commas, e.g. 1,2,8.") from None
+    if any(count < 1 for count in counts):
+        raise ConfigError(f"every {flag} count must be at least 1.")
+    return counts
 
 
 def main() -> int:
@@ -105,23 +142,22 @@ def main() -> int:
     parser.add_argument("bundle", type=Path)
     parser.add_argument("--frames", type=int, default=20_000)
     parser.add_argument("--prepare-threads", default="1,2", help="comma-separated preparer thread counts")
+    parser.add_argument("--prepare-processes", default="", help="comma-separated preparer process counts (none by default)")
     parser.add_argument("--product", default="white-round-scored")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    try:
-        counts = [int(value) for value in args.prepare_threads.split(",")]
-    except ValueError:
-        raise ConfigError(f"--prepare-threads '{args.prepare_threads}' must be whole numbers separated by commas, e.g. 1,2,8.") from None
-    if args.frames < 1 or any(count < 1 for count in counts):
-        raise ConfigError("--frames and every --prepare-threads count must be at least 1.")
+    threads, processes = counts_option("--prepare-threads", args.prepare_threads), counts_option("--prepare-processes", args.prepare_processes)
+    if args.frames < 1:
+        raise ConfigError("--frames must be at least 1.")
     result = {"machine": machine_description(), "cores": len(os.sched_getaffinity(0)), "versions": library_versions(),
               "bundle": str(args.bundle), "input": load_bundle(args.bundle).meta.input.model_dump(mode="json"),
               "product": args.product, "frames": args.frames, "runs": []}
-    for count in counts:
-        for free_prepare in (False, True):
-            row = run(args.bundle, args.frames, count, free_prepare, args.product)
-            result["runs"].append({"prepare_threads": count, "prepare": "free" if free_prepare else "real", **row})
-            print(f"prepare threads {count}, prepare {'free' if free_prepare else 'real'}: {row['fps']:,.0f} frames/s", file=sys.stderr)
+    plan = ([({"prepare_threads": count}, free) for count in threads for free in (False, True)]
+            + [({"prepare_processes": count}, False) for count in processes])
+    for preparation, free_prepare in plan:
+        row = run(args.bundle, args.frames, preparation, free_prepare, args.product)
+        result["runs"].append({**preparation, "prepare": "free" if free_prepare else "real", **row})
+        print(f"{preparation}, prepare {'free' if free_prepare else 'real'}: {row['fps']:,.0f} frames/s", file=sys.stderr)
     result["preparation_alone"] = preparation_alone(args.bundle, min(args.frames, 3000), args.product)
     print(f"preparation alone: {result['preparation_alone']}", file=sys.stderr)
     if args.out:

@@ -10,6 +10,12 @@ from inspection.errors import ConfigError, first_line
 REGRESSION_FRACTION = 0.10
 
 
+def _preparation(station_row: dict) -> str:
+    """"8 processes", "1 thread"; rows from before preparer processes name only a thread count."""
+    way, count = next(iter(station_row.get("preparation", {"threads": station_row.get("prepare_threads", 1)}).items()))
+    return f"{count} {way if count != 1 else way.rstrip('s')}"
+
+
 def regressions(current: dict, previous: dict) -> list[dict]:
     """Rows whose throughput fell by more than 10% against the same key in `previous`."""
     before = {row["key"]: row for row in previous.get("backends", []) if "images_per_s" in row}
@@ -46,10 +52,10 @@ def markdown_table(result: dict) -> str:
                          f"{row['images_per_s']:,.0f} | {_number(row.get('gpu_resident_images_per_s'))} | {lat['p50']:.3f} | "
                          f"{lat['p99']:.3f} | {row['description']} |")
     if result.get("station"):
-        lines += ["", "| station (synthetic line, unpaced, no archive) | backend | batch | prepare threads | station fps | raw fps | ratio |",
-                  "|---|---|---:|---:|---:|---:|---:|"]
+        lines += ["", "| station (synthetic line, unpaced, no archive) | backend | batch | preparation | station fps | raw fps | ratio |",
+                  "|---|---|---:|---|---:|---:|---:|"]
         for s in result["station"]:
-            lines.append(f"| {s['model']} | {s['backend']} {s['device']} {s['precision']} | {s['max_batch']} | {s.get('prepare_threads', 1)} | "
+            lines.append(f"| {s['model']} | {s['backend']} {s['device']} {s['precision']} | {s['max_batch']} | {_preparation(s)} | "
                          f"{s['throughput_fps']:,.0f} | {s['backend_raw_fps']:,.0f} | {s['throughput_vs_raw']:.2f} |")
     if result.get("training"):
         lines += ["", "| training | device | batch | loop images/s (augmentation included; after the first epoch) | whole run images/s | forward+backward images/s |",

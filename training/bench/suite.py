@@ -82,10 +82,12 @@ def run_suite(models, backends, precisions, batch_sizes, budget_s: float, size_p
             backend, device, precision = ("torch", "cuda", "fp16") if cuda else ("onnxruntime", "cpu", "fp32")
             batch = 64 if cuda else 8
             bar.update(task, description=f"station {model}")
-            # A GPU station has cores to spare for resizing frames; a CPU station's cores run the model.
-            prepare_threads = max(1, min(8, (os.cpu_count() or 2) - 4)) if cuda else 1
-            stations.append(dict(measure_station(path, backend, device, precision, batch, station_frames, threads,
-                                                 prepare_threads), model=model))
+            # A GPU station has cores to spare for preparing frames, with threads or with processes (which
+            # is faster depends on the host: both are measured); a CPU station's cores run the model.
+            preparers = max(1, min(8, (os.cpu_count() or 2) - 4))
+            for preparation in ({"prepare_threads": preparers}, {"prepare_processes": preparers}) if cuda else ({},):
+                stations.append(dict(measure_station(path, backend, device, precision, batch, station_frames, threads,
+                                                     preparation), model=model))
             bar.advance(task)
             if training:
                 bar.update(task, description=f"training {model}")

@@ -72,3 +72,13 @@ def test_training_rows_report_the_loops_steady_pace_apart_from_the_start_up():
     row = measure_training("mobilenet_v3_small", 32, 64, "cpu")
     assert EPOCHS >= 2 and row["device"] == "cpu"
     assert row["loop_images_per_s"] > 0 and row["run_images_per_s"] > 0 and row["compute_images_per_s"] > 0
+
+
+def test_station_rows_name_who_prepared_the_frames_including_rows_from_before_processes():
+    station = {"model": "m", "backend": "torch", "device": "cuda", "precision": "fp16", "max_batch": 64,
+               "throughput_fps": 3000.0, "backend_raw_fps": 20000.0, "throughput_vs_raw": 0.15}
+    result = {"created_utc": "t0", "machine": MACHINE, "backends": [], "training": [],
+              "station": [{**station, "preparation": {"processes": 8}}, {**station, "preparation": {"threads": 1}},
+                          {**station, "prepare_threads": 8}]}
+    rows = [line for line in markdown_table(result).splitlines() if line.startswith("| m | torch cuda fp16")]
+    assert [row.split(" | ")[3] for row in rows] == ["8 processes", "1 thread", "8 threads"]
