@@ -6,8 +6,8 @@ Threads and their bounded hand-overs:
                       once (resize/colour), queues it for inference; a full queue is an overrun:
                       that item is a fault (rejected) and the alarm goes up, never a drop.
                       With `prepare_threads` > 1 a thread pool prepares and queues instead; with
-                      `prepare_processes`, worker processes prepare (station.prepare_processes) and
-                      their collector threads queue.
+                      preparer processes (station.prepare_processes), they prepare and their
+                      collector threads queue.
     inference threads gather up to max_batch items (waiting at most max_wait_ms), run the backend,
                       decide each item and resolve it at the gate. No I/O here. With several
                       (`inference_workers`), one batch's inference overlaps the next one's gathering
@@ -67,7 +67,6 @@ class PipelineSettings:
     stop_line_on_archive_failure: bool = True
     first_sequence: int = 1  # continues the archive's numbering for this lot and station
     prepare_threads: int = 1  # 1: the capture thread prepares each frame itself
-    prepare_processes: int = 0  # more than 0: worker processes prepare the frames (station.prepare_processes)
     inference_workers: int = 1  # threads that each gather a batch and run the backend (which must allow it)
 
 
@@ -112,7 +111,11 @@ class StationPipeline:
         settings: PipelineSettings,
         alarm_output: Callable[[str], None] | None = None,  # raises the line's alarm (PLC line stop)
         ledger=None,  # SequenceLedger: notes each issued number, so a crash cannot lose an item in flight
+        # Started before the camera (they take a second to start); closed here when capture ends, so that
+        # their last results are queued before inference stops.
+        preparer_processes: PreparerProcesses | None = None,
     ) -> None:
+        self._preparer_processes = preparer_processes
         self._alarm_output = alarm_output
         self._ledger = ledger
         self._bundle, self._backend, self._source, self._archive, self._settings = bundle, backend, source, archive, settings
@@ -188,8 +191,7 @@ class StationPipeline:
         # the capture thread only reads, numbers and tracks; at most 2 frames per worker wait for it.
         preparers = ThreadPoolExecutor(workers, thread_name_prefix="prepare") if workers > 1 else None
         slots = threading.BoundedSemaphore(2 * workers)
-        processes = (PreparerProcesses(self._spec, self._settings.prepare_processes)
-                     if self._settings.prepare_processes else None)
+        processes = self._preparer_processes
         try:
             self._capture_frames(deadline_s, preparers, slots, processes)
         finally:

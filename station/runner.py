@@ -32,6 +32,7 @@ from station.geometry import frame_size_warning
 from station.latency_plot import write_latency_histogram
 from station.metrics import serve_metrics
 from station.pipeline import PipelineSettings, StationPipeline
+from station.prepare_processes import PreparerProcesses
 from station.sequence_ledger import SequenceLedger, ledger_path, recover_in_flight
 from station.signalling import ModbusPlcOutput, RejectGate, ResultOutput, SimulatedRejector
 from station.signalling.thread_priority import check_realtime_allowed
@@ -60,7 +61,11 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
     archive: ArchiveWriter | None = None
     ledger: SequenceLedger | None = None
     recovered: tuple[str, list[int]] = ("", [])
+    preparers: PreparerProcesses | None = None
     try:
+        if config.batching.prepare_processes:
+            # Before the camera starts grabbing: starting them takes about a second.
+            preparers = PreparerProcesses(bundle.meta.input, config.batching.prepare_processes)
         source = build_source(config, limits.frames, progress)
         source.open()
         output = build_output(config)
@@ -90,7 +95,6 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
             stop_line_on_archive_failure=config.archive.on_failure == "stop_line",
             first_sequence=first_sequence,
             prepare_threads=config.batching.prepare_threads,
-            prepare_processes=config.batching.prepare_processes,
             inference_workers=chosen.inference_workers,
             # Half the transport delay: the other half is room for a slow spell before an item is late.
             read_ahead_wait_s=config.gate.transport_delay_ms / 2000.0,
@@ -102,7 +106,8 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
                               realtime=config.gate.thread_priority == "realtime")
 
         pipeline = StationPipeline(bundle, backend, source, gate_factory, archive, settings,
-                                   alarm_output=lambda reason: gate_output.set_alarm(True, reason), ledger=ledger)
+                                   alarm_output=lambda reason: gate_output.set_alarm(True, reason), ledger=ledger,
+                                   preparer_processes=preparers)
         if archive is not None:
             archive.on_failure = pipeline.archive_failed  # stop the line at once, not at the next item
         metrics_server = serve_metrics(pipeline, config.metrics.host, config.metrics.port) if config.metrics.enabled else None
@@ -159,6 +164,8 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
                 summary["warnings"].append(f"latency histogram {latency_png} not written: {exc.strerror or exc}")
         return summary
     finally:
+        if preparers is not None:
+            preparers.close()  # the pipeline has closed them unless the run failed before it started
         if archive is not None:
             # A failure after the writer started must not leave it running: it archives what is queued.
             # (A second close after the normal one returns at once; its error is already in the summary.)

@@ -3,6 +3,7 @@ and (where named) a real Modbus TCP server on loopback."""
 
 import gc
 import json
+import multiprocessing
 import os
 import re
 import shutil
@@ -28,6 +29,7 @@ from station.read_ahead import RATE_WINDOW_ITEMS
 from station.runner import RunLimits, run_station
 from station.signalling.thread_priority import check_realtime_allowed
 from station.sources.replay import FolderReplaySource
+from station.sources.synthetic_line import SyntheticLineSource
 from helpers.images import write_png
 from helpers.modbus_server import ModbusTestServer
 
@@ -283,6 +285,21 @@ def test_a_pool_of_preparers_keeps_one_outcome_per_item_in_sequence(tiny_bundle,
     if rate_hz is None:
         assert s["fault"] == 0  # unpaced replay waits for room: nothing overruns
     assert s["preparation"] == ({"threads": 3} if "prepare_threads" in preparers else {"processes": 2})
+
+
+def test_preparer_processes_are_ready_before_the_camera_opens(tiny_bundle, tmp_path, monkeypatch):
+    # A camera grabs from open(): frames that waited for the workers to start would reach the gate late.
+    seen_at_open, real_open = [], SyntheticLineSource.open
+
+    def open_and_look(source):
+        seen_at_open.extend(child.name for child in multiprocessing.active_children())
+        real_open(source)
+
+    monkeypatch.setattr(SyntheticLineSource, "open", open_and_look)
+    s = run_station(tiny_line(tiny_bundle, batching={"prepare_processes": 2}), RunLimits(frames=20), progress=False)
+    assert sorted(name for name in seen_at_open if name.startswith("prepare-")) == ["prepare-1", "prepare-2"]
+    assert s["frames"] == 20 and s["fault"] == 0
+    assert not [child for child in multiprocessing.active_children() if child.name.startswith("prepare-")]  # closed
 
 
 def test_a_preparer_process_that_dies_faults_its_items_and_stops_the_line(tiny_bundle, tmp_path, monkeypatch):
