@@ -1,0 +1,117 @@
+"""What handing a frame to a preparer process costs the station process (station/prepare_processes.py).
+
+    .venv/bin/python benchmarks/preparer_handover.py BUNDLE [--frames N] [--processes N] [--out FILE]
+
+On the synthetic line's frames (256 distinct 640x480 frames by default, in the order the line draws
+them), per frame, outside the station:
+  copy_us            copying the frame into one of 3 shared-memory buffers: the part of a hand-over
+                     that grows with the frame
+  handover_*         `PreparerProcesses.submit` for every frame, then waiting for every result, with
+                     workers that answer at once without preparing anything: the hand-over alone
+  prepared_*         the same with real preparation (the bundle's `prepare`)
+`*_thread_cpu_us` is the CPU the submitting thread spent per frame, `*_wall_us` the wall time per
+frame. The station process also spends CPU on the collector threads that take the results back;
+`benchmarks/station_overhead.py` measures the whole station process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from multiprocessing.connection import Connection
+from multiprocessing.shared_memory import SharedMemory
+from pathlib import Path
+
+import numpy as np
+
+import station.prepare_processes
+from inspection.bundle import load_bundle
+from inspection.cli import run_guarded
+from inspection.errors import ConfigError
+from station.prepare_processes import PreparerProcesses
+from station.sources.synthetic_line import SyntheticLineSource
+from training.bench.result_file import write_result
+from training.versions import library_versions, machine_description
+
+
+def answer_at_once(connection: Connection, spec) -> None:
+    """A worker that prepares nothing (a measuring tool: it never leaves this script)."""
+    connection.send("ready")
+    while (message := connection.recv()) is not None:
+        connection.send((message[0], None))
+
+
+def copy_us(images: list[np.ndarray]) -> float:
+    buffers = [SharedMemory(create=True, size=images[0].nbytes) for _ in range(3)]
+    try:
+        started = time.perf_counter()
+        for number, image in enumerate(images):
+            np.copyto(np.ndarray(image.shape, image.dtype, buffer=buffers[number % 3].buf), image)
+        return round((time.perf_counter() - started) * 1e6 / len(images), 1)
+    finally:
+        for memory in buffers:
+            memory.close()
+            memory.unlink()
+
+
+def hand_over(images: list[np.ndarray], spec, processes: int) -> dict:
+    preparers = PreparerProcesses(spec, processes)
+    results, errors = threading.Semaphore(0), []
+
+    def on_done(prepared, error):
+        if error is not None:
+            errors.append(error)
+        results.release()
+
+    try:
+        cpu_started, wall_started = time.thread_time(), time.perf_counter()
+        for image in images:
+            preparers.submit(image, on_done, wait=True)
+        cpu_s = time.thread_time() - cpu_started
+        for _ in images:
+            results.acquire()
+        wall_s = time.perf_counter() - wall_started
+    finally:
+        preparers.close()
+    if errors:
+        raise ConfigError(f"{len(errors)} frames failed to prepare, the first: {errors[0]}")
+    return {"thread_cpu_us": round(cpu_s * 1e6 / len(images), 1), "wall_us": round(wall_s * 1e6 / len(images), 1)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("bundle", type=Path)
+    parser.add_argument("--frames", type=int, default=3000)
+    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--product", default="white-round-scored")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    if args.frames < 1 or args.processes < 1:
+        raise ConfigError("--frames and --processes must be at least 1.")
+    spec = load_bundle(args.bundle).meta.input
+    source = SyntheticLineSource(defect_rate=0.02, seed=11, frames=args.frames, progress=False, product=args.product)
+    source.open()
+    images = [source.read().image for _ in range(args.frames)]
+    source.close()
+    result = {"machine": machine_description(), "cores": len(os.sched_getaffinity(0)), "versions": library_versions(),
+              "bundle": str(args.bundle), "frames": args.frames, "frame_shape": list(images[0].shape),
+              "processes": args.processes, "copy_us": copy_us(images)}
+    real_serve = station.prepare_processes.serve
+    station.prepare_processes.serve = answer_at_once  # the workers are spawned with whatever `serve` is now
+    try:
+        result["handover"] = hand_over(images, spec, args.processes)
+    finally:
+        station.prepare_processes.serve = real_serve
+    result["prepared"] = hand_over(images, spec, args.processes)
+    print(f"copy {result['copy_us']} µs; hand-over {result['handover']}; prepared {result['prepared']}", file=sys.stderr)
+    if args.out:
+        write_result(args.out, result)
+    print(result if not args.out else f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_guarded(main))
