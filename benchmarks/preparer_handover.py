@@ -32,8 +32,8 @@ from inspection.bundle import load_bundle
 from inspection.cli import run_guarded
 from inspection.errors import ConfigError
 from station.prepare_processes import PreparerProcesses
-from station.sources.synthetic_line import SyntheticLineSource
-from training.bench.result_file import write_result
+from station_overhead import line_frames  # this folder's; the scripts run from it
+from training.bench.result_file import write_or_print
 from training.versions import library_versions, machine_description
 
 
@@ -92,10 +92,7 @@ def main() -> int:
     if args.frames < 1 or args.processes < 1:
         raise ConfigError("--frames and --processes must be at least 1.")
     spec = load_bundle(args.bundle).meta.input
-    source = SyntheticLineSource(defect_rate=0.02, seed=11, frames=args.frames, progress=False, product=args.product)
-    source.open()
-    images = [source.read().image for _ in range(args.frames)]
-    source.close()
+    images = line_frames(args.frames, args.product)
     result = {"machine": machine_description(), "cores": len(os.sched_getaffinity(0)), "versions": library_versions(),
               "bundle": str(args.bundle), "frames": args.frames, "frame_shape": list(images[0].shape),
               "processes": args.processes, "copy_us": copy_us(images)}
@@ -107,9 +104,7 @@ def main() -> int:
         station.prepare_processes.serve = real_serve
     result["prepared"] = hand_over(images, spec, args.processes)
     print(f"copy {result['copy_us']} µs; hand-over {result['handover']}; prepared {result['prepared']}", file=sys.stderr)
-    if args.out:
-        write_result(args.out, result)
-    print(result if not args.out else f"written to {args.out}")
+    write_or_print(result, args.out)
     return 0
 
 

@@ -47,7 +47,7 @@ from station.config import StationConfig
 from station.pipeline import StationPipeline
 from station.runner import RunLimits, run_station
 from station.sources.synthetic_line import SyntheticLineSource
-from training.bench.result_file import write_result
+from training.bench.result_file import write_or_print
 from training.versions import library_versions, machine_description
 
 
@@ -102,12 +102,19 @@ def run(bundle_path: Path, frames: int, preparation: dict, free_prepare: bool, p
             "mean_batch_size": summary.get("mean_batch_size"), "prepare_ms": summary["stage_ms"]["prepare"]}
 
 
-def preparation_alone(bundle_path: Path, frames: int, product: str) -> dict:
-    spec = load_bundle(bundle_path).meta.input
+def line_frames(frames: int, product: str) -> list[np.ndarray]:
+    """The synthetic line's frames in the order the line draws them (the station runs' seed)."""
     source = SyntheticLineSource(defect_rate=0.02, seed=11, frames=frames, progress=False, product=product)
     source.open()
-    images = [source.read().image for _ in range(frames)]
-    source.close()
+    try:
+        return [source.read().image for _ in range(frames)]
+    finally:
+        source.close()
+
+
+def preparation_alone(bundle_path: Path, frames: int, product: str) -> dict:
+    spec = load_bundle(bundle_path).meta.input
+    images = line_frames(frames, product)
 
     def ms_per_frame(step) -> float:
         started = time.perf_counter()
@@ -160,9 +167,7 @@ def main() -> int:
         print(f"{preparation}, prepare {'free' if free_prepare else 'real'}: {row['fps']:,.0f} frames/s", file=sys.stderr)
     result["preparation_alone"] = preparation_alone(args.bundle, min(args.frames, 3000), args.product)
     print(f"preparation alone: {result['preparation_alone']}", file=sys.stderr)
-    if args.out:
-        write_result(args.out, result)
-    print(result if not args.out else f"written to {args.out}")
+    write_or_print(result, args.out)
     return 0
 
 

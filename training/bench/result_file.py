@@ -28,6 +28,15 @@ def write_result(path: Path, result: dict) -> None:
     staging.replace(path)
 
 
+def write_or_print(result: dict, out: Path | None) -> None:
+    """A benchmark script's ending: the result into `out` (keeping the one it replaces), else on stdout."""
+    if out is None:
+        print(result)
+        return
+    write_result(out, result)
+    print(f"written to {out}")
+
+
 if __name__ == "__main__":
     if len(sys.argv) != 3:
         sys.exit("usage: python -m training.bench.result_file NEW.json RESULT.json")
