@@ -11,6 +11,7 @@ from torch import nn
 from inspection.errors import ConfigError, first_line
 from inspection.backends.torch_model import InspectionClassifier
 from inspection.input_spec import InputSpec
+from training.start_checks import check_weights_file
 
 BATCHNORM_MOMENTUM = 0.1
 
@@ -19,13 +20,17 @@ def available_architectures() -> list[str]:
     return sorted(torchvision.models.list_models(module=torchvision.models))
 
 
-def build_classifier(architecture: str, num_classes: int, spec: InputSpec, weights_path: Path | None = None) -> InspectionClassifier:
-    """Build from scratch (nothing is downloaded), optionally loading a local weights file."""
+def check_architecture(architecture: str) -> None:
     if architecture not in available_architectures():
         raise ConfigError(
             f"unknown model '{architecture}'. Use a torchvision classifier name, e.g. mobilenet_v3_small, resnet18, "
             "efficientnet_b0 (see torchvision.models.list_models())."
         )
+
+
+def build_classifier(architecture: str, num_classes: int, spec: InputSpec, weights_path: Path | None = None) -> InspectionClassifier:
+    """Build from scratch (nothing is downloaded), optionally loading a local weights file."""
+    check_architecture(architecture)
     backbone = torchvision.models.get_model(architecture, weights=None, num_classes=num_classes)
     _set_batchnorm_momentum(backbone, BATCHNORM_MOMENTUM)
     if weights_path is not None:
@@ -64,8 +69,7 @@ def _load_weights(backbone: nn.Module, path: Path) -> list[str]:
     A pretrained ImageNet file has a 1000-class head: those keys are skipped and the head trains
     from scratch. Returns the skipped keys.
     """
-    if not path.is_file():
-        raise ConfigError(f"weights file {path} does not exist. Pass a local .safetensors or .pt state dict.")
+    check_weights_file(path)
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file

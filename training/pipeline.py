@@ -24,6 +24,7 @@ from inspection.input_spec import default_input_spec
 from inspection.image_io import read_image
 from training.dataset_index import index_dataset, write_manifest_jsonl
 from training.recipe import TrainRecipe
+from training.start_checks import check_checkpoint_presence, check_weights_file
 from training.versions import library_versions, machine_description
 
 
@@ -43,6 +44,9 @@ def train_bundle(
     """Train on DATA and write a sealed bundle at `out`. Returns a summary (also in bundle.json)."""
     data_root, out = Path(data_root), Path(out)
     ensure_can_create(out, overwrite, inputs=[data_root])
+    if recipe.weights:
+        check_weights_file(Path(recipe.weights))
+    check_checkpoint_presence(checkpoint_dir_for(out), resume)
     index = index_dataset(data_root, progress=progress)
     class_names = index.classes
     good = good_classes or guess_good_classes(class_names)
@@ -66,8 +70,11 @@ def train_bundle(
     from training.evaluate import evaluate_probabilities, infer_probabilities, label_indices, load_prepared
     from training.export_onnx import export_onnx, parity_record, require_parity
     from training.report import write_validation_report
-    from training.trainer import LabeledImages, predict_probabilities, train_classifier
+    from training.models import check_architecture
+    from training.trainer import LabeledImages, predict_probabilities, resolve_device, train_classifier
 
+    check_architecture(recipe.model)  # before the images are loaded: that can take minutes
+    resolve_device(recipe.device)
     data = {
         name: LabeledImages(load_prepared(index.root, entries, spec, progress), label_indices(entries, class_names))
         for name, entries in splits.items()

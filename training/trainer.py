@@ -16,15 +16,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from inspection.console import progress_bar
-from inspection.errors import BackendUnavailableError, ConfigError, OutputExistsError, first_line
+from inspection.errors import BackendUnavailableError, ConfigError, first_line
 from inspection.input_spec import InputSpec
 from training.augment import augmented_batches, build_augmentation
 from training.loss import InspectionLoss
 from inspection.backends.torch_model import InspectionClassifier, WithSoftmax
 from training.models import build_classifier
 from training.recipe import TrainRecipe
+from training.start_checks import CHECKPOINT_NAME, check_checkpoint_presence
 
-CHECKPOINT_NAME = "last.pt"
 EVAL_BATCH = 128
 
 
@@ -278,16 +278,12 @@ def predict_probabilities(model: nn.Module, images: np.ndarray, orientation_aver
 
 def _initial_state(checkpoint_dir: Path, resume: bool, recipe: TrainRecipe, dataset_hash: str, model: nn.Module, optimizer,
                    average: WeightAverage | None, train_images: int) -> dict:
-    path = checkpoint_dir / CHECKPOINT_NAME
+    path = check_checkpoint_presence(checkpoint_dir, resume)
     # Each training image's loss when last drawn (epoch_order); equal until an image is drawn.
     fresh = {"epoch": 0, "epochs_planned": None, "history": [], "best_score": None, "best_epoch": 0, "epochs_since_best": 0,
              "best_model": copy.deepcopy(model.state_dict()), "sample_loss": torch.ones(train_images)}
     if not resume:
-        if path.exists():
-            raise OutputExistsError(f"{path} exists from an earlier run. Pass --resume to continue it, or delete {checkpoint_dir}.")
         return fresh
-    if not path.exists():
-        raise ConfigError(f"--resume was given but {path} does not exist. Run without --resume to start training.")
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
         saved_hash, saved_recipe = saved["dataset_hash"], saved["recipe"]
