@@ -3,6 +3,7 @@
 # Writes everything under $OUT within about 8 minutes:
 #   gpu_tests.log            the GPU tests (torch CUDA backend, CUDA graphs, TensorRT when present)
 #   bench_gpu.{json,md,png}  inspection bench: torch CUDA (and TensorRT) x precision x batch, station ratio, training
+#                            (bench_gpu.partial.json instead, with the rows measured, if its time limit cut it short)
 #   station_overhead.json    the station with a free model (benchmarks/station_overhead.py): its ceiling on this host,
 #                            frames prepared by 1 or 8 threads, or by 8 processes
 #   preparer_handover.json   what handing a frame to a preparer process costs the station process

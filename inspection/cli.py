@@ -467,13 +467,22 @@ def cmd_bench(args: argparse.Namespace) -> int:
                           "Pass a .json file name.")
     # The suite loads torch and the backends (seconds): only once the options are known good.
     from training.bench.machine import machine_slug
-    from training.bench.report import write_results
+    from training.bench.report import partial_path, write_partial, write_results
     from training.bench.suite import run_suite
 
+    def out_for(result: dict) -> Path:
+        return args.json_out or Path("benchmarks/results") / f"bench_{machine_slug(result['machine'])}_{'-'.join(args.backends)}.json"
+
+    def keep_partial(result_so_far: dict) -> None:
+        # Beside the result, not in it: a run stopped by a time limit (a lent GPU's) still leaves its rows.
+        write_partial(result_so_far, out_for(result_so_far))
+
     result = run_suite(args.models, args.backends, args.precisions, args.batch_sizes, args.budget_s, args.image_size,
-                       args.threads, args.station_frames, not args.no_training, args.cache, progress=not args.json)
-    out = args.json_out or Path("benchmarks/results") / f"bench_{machine_slug(result['machine'])}_{'-'.join(args.backends)}.json"
+                       args.threads, args.station_frames, not args.no_training, args.cache, progress=not args.json,
+                       on_row=keep_partial)
+    out = out_for(result)
     paths = write_results(result, out, args.compare)
+    partial_path(out).unlink(missing_ok=True)
     if args.json:
         _print_json(result)
     else:

@@ -98,6 +98,7 @@ def test_bench_writes_a_result_naming_the_machine(tmp_path):
     assert saved["machine"]["cpu"] and saved["backends"][0]["images_per_s"] > 0
     assert saved["station"][0]["frames"] == 40 and 0 < saved["station"][0]["throughput_vs_raw"]
     assert out.with_suffix(".md").is_file() and out.with_suffix(".png").is_file()
+    assert not (tmp_path / "bench.partial.json").exists()  # the rows so far, kept only while the bench runs
     # The station row prepares frames as a default trained bundle does: cropped around the item, shrunk the same way.
     (bundle_dir,) = [p for p in (tmp_path / "cache").iterdir() if (p / "bundle.json").is_file()]
     spec = load_bundle(bundle_dir).meta.input

@@ -118,6 +118,20 @@ def read_previous(path: Path) -> dict:
     return earlier
 
 
+def partial_path(out_json: Path) -> Path:
+    return Path(out_json).with_name(Path(out_json).stem + ".partial.json")
+
+
+def write_partial(result_so_far: dict, out_json: Path) -> Path:
+    """The rows measured so far, as JSON beside the result file (removed once the result is written)."""
+    path = partial_path(out_json)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(path.name + ".tmp")
+    staging.write_text(json.dumps({**result_so_far, "partial": True}, indent=2, default=str) + "\n", encoding="utf-8")
+    staging.replace(path)
+    return path
+
+
 def write_results(result: dict, out_json: Path, previous: Path | None) -> list[Path]:
     """Write JSON, Markdown and PNG side by side; compare with `previous` (default: the file being replaced)."""
     out_json = Path(out_json)

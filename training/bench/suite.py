@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import tempfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -64,18 +65,35 @@ def bundle_for(model: str, size_px: int, cache: Path, with_int8: bool) -> Path:
 
 
 def run_suite(models, backends, precisions, batch_sizes, budget_s: float, size_px: int, threads: int | None,
-              station_frames: int, training: bool, cache: Path, progress: bool = True) -> dict:
+              station_frames: int, training: bool, cache: Path, progress: bool = True,
+              on_row: Callable[[dict], None] | None = None) -> dict:
+    """The whole matrix; `on_row` gets the result so far after every row (a run cut short by a time
+    limit still leaves what it measured)."""
     machine = machine_record()
     cuda = machine["gpu"] is not None
     combos = combinations(models, backends, precisions, batch_sizes, cuda)
     per_combo_s = budget_s / max(1, len(combos))
-    rows, stations, trainings = [], [], []
+    result = {
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "machine": machine,
+        "settings": {"models": list(models), "backends": list(backends), "precisions": list(precisions),
+                     "batch_sizes": list(batch_sizes), "budget_s": budget_s, "size_px": size_px, "threads": threads},
+        "backends": [],
+        "station": [],
+        "training": [],
+    }
+
+    def add(section: str, row: dict) -> None:
+        result[section].append(row)
+        if on_row is not None:
+            on_row(result)
+
     with progress_bar(enabled=progress) as bar:
         task = bar.add_task("bench", total=len(combos) + len(models) * (2 if training else 1))
         for combo in combos:
             bar.update(task, description=combo.key())
             path = bundle_for(combo.model, size_px, cache, with_int8="int8" in precisions)
-            rows.append(measure_combination(load_bundle(path), combo, per_combo_s, threads))
+            add("backends", measure_combination(load_bundle(path), combo, per_combo_s, threads))
             bar.advance(task)
         for model in models:
             path = bundle_for(model, size_px, cache, with_int8=False)
@@ -86,19 +104,11 @@ def run_suite(models, backends, precisions, batch_sizes, budget_s: float, size_p
             # is faster depends on the host: both are measured); a CPU station's cores run the model.
             preparers = max(1, min(8, (os.cpu_count() or 2) - 4))
             for preparation in ({"prepare_threads": preparers}, {"prepare_processes": preparers}) if cuda else ({},):
-                stations.append(dict(measure_station(path, backend, device, precision, batch, station_frames, threads,
-                                                     preparation), model=model))
+                add("station", dict(measure_station(path, backend, device, precision, batch, station_frames, threads,
+                                                    preparation), model=model))
             bar.advance(task)
             if training:
                 bar.update(task, description=f"training {model}")
-                trainings.append(measure_training(model, size_px, 64 if cuda else 32, "cuda" if cuda else "cpu"))
+                add("training", measure_training(model, size_px, 64 if cuda else 32, "cuda" if cuda else "cpu"))
                 bar.advance(task)
-    return {
-        "created_utc": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "machine": machine,
-        "settings": {"models": list(models), "backends": list(backends), "precisions": list(precisions),
-                     "batch_sizes": list(batch_sizes), "budget_s": budget_s, "size_px": size_px, "threads": threads},
-        "backends": rows,
-        "station": stations,
-        "training": trainings,
-    }
+    return result

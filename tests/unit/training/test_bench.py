@@ -82,3 +82,27 @@ def test_station_rows_name_who_prepared_the_frames_including_rows_from_before_pr
                           {**station, "prepare_threads": 8}]}
     rows = [line for line in markdown_table(result).splitlines() if line.startswith("| m | torch cuda fp16")]
     assert [row.split(" | ")[3] for row in rows] == ["8 processes", "1 thread", "8 threads"]
+
+
+def test_every_row_measured_is_handed_on_at_once_and_kept_beside_the_result(tmp_path, monkeypatch):
+    import training.bench.suite as suite
+    from training.bench.report import partial_path, write_partial
+
+    monkeypatch.setattr(suite, "machine_record", lambda: MACHINE)
+    monkeypatch.setattr(suite, "bundle_for", lambda *args, **kwargs: tmp_path)
+    monkeypatch.setattr(suite, "load_bundle", lambda path: path)
+    monkeypatch.setattr(suite, "measure_combination", lambda bundle, combo, budget_s, threads: row(batch=combo.batch_size))
+    monkeypatch.setattr(suite, "measure_station", lambda *args: {"throughput_fps": 1.0})
+    monkeypatch.setattr(suite, "measure_training", lambda *args: {"loop_images_per_s": 1.0})
+    seen = []
+    out = tmp_path / "bench.json"
+
+    def keep(result_so_far):
+        seen.append(sum(len(result_so_far[section]) for section in ("backends", "station", "training")))
+        write_partial(result_so_far, out)
+
+    result = suite.run_suite(["m"], ["onnxruntime"], ["fp32"], [1, 8], 1.0, 64, None, 10, True, tmp_path, progress=False, on_row=keep)
+    assert seen == [1, 2, 3, 4]  # two backend rows, one station row, one training row
+    kept = json.loads(partial_path(out).read_text())
+    assert partial_path(out).name == "bench.partial.json" and kept["partial"] is True
+    assert kept["backends"] == result["backends"] and kept["training"] == result["training"]
