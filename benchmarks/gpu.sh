@@ -33,7 +33,7 @@ timeout 100 python3 -m pytest -q -p no:cacheprovider tests/integration/test_gpu_
     tests/integration/test_backend_conformance.py tests/integration/test_tensorrt.py 2>&1 | tail -n 15 | tee "$out/gpu_tests.log"
 timeout 240 $cli bench --models resnet18,mobilenet_v3_small --backends torch,tensorrt \
     --precisions fp32,fp16 --batch-sizes 1,8,64,256 --budget-s "${BENCH_BUDGET_S:-80}" --station-frames 20000 \
-    --cache /tmp/bench-cache --json-out "$out/bench_gpu.json" 2>&1 | tail -n 3
+    --cache /tmp/bench-cache --json "$out/bench_gpu.json" 2>&1 | tail -n 3
 cat "$out/bench_gpu.md" 2>/dev/null
 # The station's own cost per frame with a free model (the bench's resnet18 bundle: 224 px, cropped around the item).
 station_bundle=$(ls -d /tmp/bench-cache/resnet18-224-crop* 2>/dev/null | head -n 1)

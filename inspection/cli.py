@@ -457,33 +457,48 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+JSON_TO_STDOUT = "-"
+
+
+def bench_outputs(json_option: str | None, json_out: Path | None) -> tuple[Path | None, bool]:
+    """(the result file, or None for the default name; whether to print the JSON) from `--json [OUT]`
+    (the issue's spelling) and `--json-out FILE`."""
+    print_json = json_option == JSON_TO_STDOUT
+    if json_option is not None and not print_json:
+        if json_out is not None:
+            raise ConfigError(f"--json {json_option} and --json-out {json_out} both name the result file. Pass one.")
+        json_out = Path(json_option)
+    if json_out is not None and json_out.suffix != ".json":
+        raise ConfigError(f"the result file {json_out} does not end in .json (its .md and .png are written beside it). "
+                          "Pass a .json file name.")
+    return json_out, print_json
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from training.bench.report import read_previous
 
     if args.compare is not None:
         read_previous(args.compare)  # a bad comparison file fails now, not after the benchmark
-    if args.json_out is not None and args.json_out.suffix != ".json":
-        raise ConfigError(f"--json-out {args.json_out} does not end in .json (its .md and .png are written beside it). "
-                          "Pass a .json file name.")
+    json_out, print_json = bench_outputs(args.json, args.json_out)
     # The suite loads torch and the backends (seconds): only once the options are known good.
     from training.bench.machine import machine_slug
     from training.bench.report import partial_path, write_partial, write_results
     from training.bench.suite import run_suite
 
     def out_for(result: dict) -> Path:
-        return args.json_out or Path("benchmarks/results") / f"bench_{machine_slug(result['machine'])}_{'-'.join(args.backends)}.json"
+        return json_out or Path("benchmarks/results") / f"bench_{machine_slug(result['machine'])}_{'-'.join(args.backends)}.json"
 
     def keep_partial(result_so_far: dict) -> None:
         # Beside the result, not in it: a run stopped by a time limit (a lent GPU's) still leaves its rows.
         write_partial(result_so_far, out_for(result_so_far))
 
     result = run_suite(args.models, args.backends, args.precisions, args.batch_sizes, args.budget_s, args.image_size,
-                       args.threads, args.station_frames, not args.no_training, args.cache, progress=not args.json,
+                       args.threads, args.station_frames, not args.no_training, args.cache, progress=not print_json,
                        on_row=keep_partial)
     out = out_for(result)
     paths = write_results(result, out, args.compare)
     partial_path(out).unlink(missing_ok=True)
-    if args.json:
+    if print_json:
         _print_json(result)
     else:
         print("\n".join(str(p) for p in paths))
@@ -665,8 +680,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-training", action="store_true", help="skip the training-throughput rows")
     p.add_argument("--cache", type=Path, default=Path("runs/bench"), help="where benchmark bundles are kept")
     p.add_argument("--compare", type=Path, help="previous result JSON (default: the file being replaced)")
-    p.add_argument("--json-out", type=Path, help="result file (default: benchmarks/results/bench_<machine>_<backends>.json)")
-    p.add_argument("--json", action="store_true", help="print the result JSON on stdout")
+    p.add_argument("--json", nargs="?", const=JSON_TO_STDOUT, default=None, metavar="OUT",
+                   help="--json OUT: the result file (default: benchmarks/results/bench_<machine>_<backends>.json; "
+                   "its .md and .png beside it); --json alone: also print the result JSON on stdout")
+    p.add_argument("--json-out", type=Path, help="the result file, as --json OUT")
     p.set_defaults(handler=cmd_bench)
 
     audit = commands.add_parser("audit", help="the station archive's audit trail").add_subparsers(dest="audit_command", required=True, metavar="ACTION")

@@ -235,6 +235,7 @@ def test_bench_checks_its_comparison_file_before_it_runs(tmp_path):
     (tmp_path / "list.json").write_text("[1, 2]")
     assert_one_line_error(run("bench", "--compare", str(tmp_path / "list.json")), "is not an `inspection bench` result")
     assert_one_line_error(run("bench", "--json-out", str(tmp_path / "r.md")), "does not end in .json")
+    assert_one_line_error(run("bench", "--json", str(tmp_path / "r.md")), "does not end in .json")
     assert not (tmp_path / "r.json").exists() and not (tmp_path / "r.md").exists()
 
 

@@ -92,7 +92,7 @@ def test_bench_writes_a_result_naming_the_machine(tmp_path):
     out = tmp_path / "bench.json"
     result = run("bench", "--models", "mobilenet_v3_small", "--backends", "onnxruntime", "--precisions", "fp32",
                  "--batch-sizes", "1", "--budget-s", "1", "--image-size", "64", "--station-frames", "40", "--no-training",
-                 "--cache", str(tmp_path / "cache"), "--json-out", str(out))
+                 "--cache", str(tmp_path / "cache"), "--json", str(out))  # the spelling
     assert result.returncode == 0, result.stderr
     saved = json.loads(out.read_text())
     assert saved["machine"]["cpu"] and saved["backends"][0]["images_per_s"] > 0

@@ -106,3 +106,18 @@ def test_every_row_measured_is_handed_on_at_once_and_kept_beside_the_result(tmp_
     kept = json.loads(partial_path(out).read_text())
     assert partial_path(out).name == "bench.partial.json" and kept["partial"] is True
     assert kept["backends"] == result["backends"] and kept["training"] == result["training"]
+
+
+def test_json_names_the_result_file_or_alone_prints_the_result():
+    from pathlib import Path
+
+    from inspection.cli import bench_outputs
+
+    assert bench_outputs(None, None) == (None, False)
+    assert bench_outputs("-", None) == (None, True)  # `--json` alone
+    assert bench_outputs("r.json", None) == (Path("r.json"), False)  # `--json r.json`
+    assert bench_outputs("-", Path("r.json")) == (Path("r.json"), True)
+    with pytest.raises(ConfigError, match="both name the result file. Pass one."):
+        bench_outputs("r.json", Path("s.json"))
+    with pytest.raises(ConfigError, match="r.md does not end in .json"):
+        bench_outputs("r.md", None)
