@@ -21,7 +21,6 @@ import os
 import sys
 import threading
 import time
-from multiprocessing.connection import Connection
 from multiprocessing.shared_memory import SharedMemory
 from pathlib import Path
 
@@ -32,16 +31,9 @@ from inspection.bundle import load_bundle
 from inspection.cli import run_guarded
 from inspection.errors import ConfigError
 from station.prepare_processes import PreparerProcesses
-from station_overhead import line_frames  # this folder's; the scripts run from it
+from station_overhead import answer_at_once, line_frames  # this folder's; the scripts run from it
 from training.bench.result_file import write_or_print
 from training.versions import library_versions, machine_description
-
-
-def answer_at_once(connection: Connection, spec) -> None:
-    """A worker that prepares nothing (a measuring tool: it never leaves this script)."""
-    connection.send("ready")
-    while (message := connection.recv()) is not None:
-        connection.send((message[0], None))
 
 
 def copy_us(images: list[np.ndarray]) -> float:

@@ -13,8 +13,9 @@ one inference worker (as a GPU station runs):
   station_process_cpu_us_per_frame   CPU time of the station's own process (all its threads, not its
                      preparer processes) per frame: with preparer processes, what a host with more
                      cores cannot spread.
-Per number of preparer processes (`batching.prepare_processes`), the real run only (the processes
-import their own `prepare`).
+Per number of preparer processes (`batching.prepare_processes`), the same two runs; in the free one
+the workers answer at once without preparing anything (`answer_at_once`), so it measures the
+hand-over: the station process's ceiling with processes, however many cores prepare.
 And preparation alone, one thread, on the line's frames in the order the line draws them (256
 distinct 640x480 frames, 236 MB: mostly not in the CPU's caches, as a camera's fresh frames are not):
 milliseconds per frame to locate the item, to prepare the frame with each shrink mode, and to copy it
@@ -29,12 +30,14 @@ import argparse
 import os
 import sys
 import time
+from multiprocessing.connection import Connection
 from multiprocessing.shared_memory import SharedMemory
 from pathlib import Path
 
 import numpy as np
 
 import station.pipeline
+import station.prepare_processes
 import station.runner
 from inspection.backends import BackendKind
 from inspection.bundle import load_bundle
@@ -66,6 +69,13 @@ class FreeModel:
         pass
 
 
+def answer_at_once(connection: Connection, spec) -> None:
+    """A preparer process that prepares nothing: it hands each slot back at once (a measuring tool)."""
+    connection.send("ready")
+    while (message := connection.recv()) is not None:
+        connection.send((message[0], None))
+
+
 def run(bundle_path: Path, frames: int, preparation: dict, free_prepare: bool, product: str) -> dict:
     bundle = load_bundle(bundle_path)
     names = bundle.meta.class_names
@@ -74,8 +84,10 @@ def run(bundle_path: Path, frames: int, preparation: dict, free_prepare: bool, p
     ready = np.zeros((spec.size_px, spec.size_px, spec.channels), dtype=np.uint8)
     real_open, real_prepare, real_run = station.runner.open_backend, station.pipeline.prepare, StationPipeline.run
     station.runner.open_backend = lambda *args, **kwargs: model
+    real_serve = station.prepare_processes.serve
     if free_prepare:
         station.pipeline.prepare = lambda image, spec: ready
+        station.prepare_processes.serve = answer_at_once  # workers are spawned with whatever `serve` is now
     cpu_s = []
 
     def run_counting_cpu(pipeline, *args, **kwargs):
@@ -96,6 +108,7 @@ def run(bundle_path: Path, frames: int, preparation: dict, free_prepare: bool, p
         summary = run_station(config, RunLimits(frames=frames), progress=False)
     finally:
         station.runner.open_backend, station.pipeline.prepare, StationPipeline.run = real_open, real_prepare, real_run
+        station.prepare_processes.serve = real_serve
     return {"frames": summary["frames"], "fps": round(summary["throughput_fps"], 1),
             "core_us_per_frame_if_serial": round(1e6 / summary["throughput_fps"], 1),
             "station_process_cpu_us_per_frame": round(cpu_s[0] * 1e6 / summary["frames"], 1),
@@ -160,7 +173,7 @@ def main() -> int:
               "bundle": str(args.bundle), "input": load_bundle(args.bundle).meta.input.model_dump(mode="json"),
               "product": args.product, "frames": args.frames, "runs": []}
     plan = ([({"prepare_threads": count}, free) for count in threads for free in (False, True)]
-            + [({"prepare_processes": count}, False) for count in processes])
+            + [({"prepare_processes": count}, free) for count in processes for free in (False, True)])
     for preparation, free_prepare in plan:
         row = run(args.bundle, args.frames, preparation, free_prepare, args.product)
         result["runs"].append({**preparation, "prepare": "free" if free_prepare else "real", **row})
