@@ -159,7 +159,13 @@ class PreparerProcesses:
             with self._busy_lock:
                 on_done, slot.on_done = slot.on_done, None
             self._free.put(slot)
-            on_done(prepared, error)
+            try:
+                on_done(prepared, error)
+            except Exception as exc:  # the caller's bug: stop taking frames, but go on handing back the rest
+                with self._busy_lock:
+                    if self._failure is None:
+                        self._failure = (f"handing back a prepared frame failed ({type(exc).__name__}: {exc}); "
+                                         "restart the station")
 
     def _holds_frames(self, worker: int) -> bool:
         with self._busy_lock:

@@ -139,3 +139,17 @@ def test_no_room_for_shared_memory_is_an_error_that_names_the_fix_and_takes_no_f
     assert pool.submit(image, results.callback(1), wait=True)  # the slot was given back
     results.wait_for(1)
     assert 0 not in results.by_number and np.array_equal(results.by_number[1][0], prepare(image, SPEC))
+
+
+def test_a_callback_that_fails_stops_new_frames_but_the_rest_still_come_back(preparers):
+    pool, results, image = preparers(1), Results(), frames()[0]
+
+    def broken(prepared, error):
+        raise KeyError("item 7")
+
+    pool.submit(image, broken, wait=True)
+    pool.submit(image, results.callback(1), wait=True)
+    results.wait_for(1)
+    assert np.array_equal(results.by_number[1][0], prepare(image, SPEC))
+    with pytest.raises(PreparerFailed, match=r"handing back a prepared frame failed \(KeyError: 'item 7'\); restart the station"):
+        pool.submit(image, results.callback(2), wait=True)
