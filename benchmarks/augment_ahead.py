@@ -22,7 +22,7 @@ import torch
 from inspection.cli import run_guarded
 from inspection.input_spec import default_input_spec
 from training.augment import augmented_batches, build_augmentation
-from training.bench.result_file import write_result
+from training.bench.result_file import write_or_print
 from training.models import build_classifier
 from training.recipe import TrainRecipe
 from training.versions import library_versions, machine_description
@@ -61,9 +61,7 @@ def main() -> int:
               "model": recipe.model, "image_size_px": recipe.image_size_px, "batch_size": recipe.batch_size,
               "steps_per_round": args.steps, "images_per_s": measured,
               "median_images_per_s": {name: statistics.median(values) for name, values in measured.items()}}
-    if args.out:
-        write_result(args.out, result)
-    print(result)
+    write_or_print(result, args.out)
     return 0
 
 

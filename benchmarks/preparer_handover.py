@@ -21,32 +21,17 @@ import os
 import sys
 import threading
 import time
-from multiprocessing.shared_memory import SharedMemory
 from pathlib import Path
 
 import numpy as np
 
-import station.prepare_processes
 from inspection.bundle import load_bundle
 from inspection.cli import run_guarded
 from inspection.errors import ConfigError
 from station.prepare_processes import PreparerProcesses
-from station_overhead import answer_at_once, line_frames  # this folder's; the scripts run from it
+from station_overhead import line_frames, shared_memory_copy_us, workers_answering_at_once  # this folder's
 from training.bench.result_file import write_or_print
 from training.versions import library_versions, machine_description
-
-
-def copy_us(images: list[np.ndarray]) -> float:
-    buffers = [SharedMemory(create=True, size=images[0].nbytes) for _ in range(3)]
-    try:
-        started = time.perf_counter()
-        for number, image in enumerate(images):
-            np.copyto(np.ndarray(image.shape, image.dtype, buffer=buffers[number % 3].buf), image)
-        return round((time.perf_counter() - started) * 1e6 / len(images), 1)
-    finally:
-        for memory in buffers:
-            memory.close()
-            memory.unlink()
 
 
 def hand_over(images: list[np.ndarray], spec, processes: int) -> dict:
@@ -87,13 +72,9 @@ def main() -> int:
     images = line_frames(args.frames, args.product)
     result = {"machine": machine_description(), "cores": len(os.sched_getaffinity(0)), "versions": library_versions(),
               "bundle": str(args.bundle), "frames": args.frames, "frame_shape": list(images[0].shape),
-              "processes": args.processes, "copy_us": copy_us(images)}
-    real_serve = station.prepare_processes.serve
-    station.prepare_processes.serve = answer_at_once  # the workers are spawned with whatever `serve` is now
-    try:
+              "processes": args.processes, "copy_us": shared_memory_copy_us(images)}
+    with workers_answering_at_once():
         result["handover"] = hand_over(images, spec, args.processes)
-    finally:
-        station.prepare_processes.serve = real_serve
     result["prepared"] = hand_over(images, spec, args.processes)
     print(f"copy {result['copy_us']} µs; hand-over {result['handover']}; prepared {result['prepared']}", file=sys.stderr)
     write_or_print(result, args.out)

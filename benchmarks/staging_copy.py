@@ -20,7 +20,7 @@ import numpy as np
 
 from inspection.backends.cuda_graphs import STAGING_COPY_THREADS, copy_rows
 from inspection.cli import run_guarded
-from training.bench.result_file import write_result
+from training.bench.result_file import write_or_print
 from training.versions import library_versions, machine_description
 
 BATCH_SHAPE = (256, 224, 224, 3)
@@ -46,9 +46,7 @@ def main() -> int:
               "megabytes": round(source.nbytes / 1e6, 1), "rounds": args.rounds,
               "median_ms": {name: round(ms, 2) for name, ms in median_ms.items()},
               "gigabytes_per_s": {name: round(source.nbytes / 1e6 / ms, 1) for name, ms in median_ms.items()}}
-    if args.out:
-        write_result(args.out, result)
-    print(result)
+    write_or_print(result, args.out)
     return 0
 
 

@@ -27,9 +27,11 @@ is a measuring tool, not a backend (it never leaves this script).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
+from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from multiprocessing.shared_memory import SharedMemory
 from pathlib import Path
@@ -76,6 +78,33 @@ def answer_at_once(connection: Connection, spec) -> None:
         connection.send((message[0], None))
 
 
+@contextlib.contextmanager
+def workers_answering_at_once(enabled: bool = True) -> Iterator[None]:
+    """Preparer processes started inside run `answer_at_once` (they are spawned with whatever `serve` is then)."""
+    real_serve = station.prepare_processes.serve
+    if enabled:
+        station.prepare_processes.serve = answer_at_once
+    try:
+        yield
+    finally:
+        station.prepare_processes.serve = real_serve
+
+
+def shared_memory_copy_us(images: list[np.ndarray], buffers: int = 3) -> float:
+    """Microseconds per frame to copy each frame into one of `buffers` shared-memory buffers, in turn
+    (3: a preparer process's slots): what handing a frame over costs the station process first."""
+    slots = [SharedMemory(create=True, size=images[0].nbytes) for _ in range(buffers)]
+    try:
+        started = time.perf_counter()
+        for number, image in enumerate(images):
+            np.copyto(np.ndarray(image.shape, image.dtype, buffer=slots[number % buffers].buf), image)
+        return round((time.perf_counter() - started) * 1e6 / len(images), 1)
+    finally:
+        for memory in slots:
+            memory.close()
+            memory.unlink()
+
+
 def run(bundle_path: Path, frames: int, preparation: dict, free_prepare: bool, product: str) -> dict:
     bundle = load_bundle(bundle_path)
     names = bundle.meta.class_names
@@ -84,10 +113,8 @@ def run(bundle_path: Path, frames: int, preparation: dict, free_prepare: bool, p
     ready = np.zeros((spec.size_px, spec.size_px, spec.channels), dtype=np.uint8)
     real_open, real_prepare, real_run = station.runner.open_backend, station.pipeline.prepare, StationPipeline.run
     station.runner.open_backend = lambda *args, **kwargs: model
-    real_serve = station.prepare_processes.serve
     if free_prepare:
         station.pipeline.prepare = lambda image, spec: ready
-        station.prepare_processes.serve = answer_at_once  # workers are spawned with whatever `serve` is now
     cpu_s = []
 
     def run_counting_cpu(pipeline, *args, **kwargs):
@@ -105,10 +132,10 @@ def run(bundle_path: Path, frames: int, preparation: dict, free_prepare: bool, p
             "batching": {"max_batch": 64, "queue_size": 256, "inference_workers": 1, **preparation},
             "source": {"kind": "synthetic", "defect_rate": 0.02, "seed": 11, "product": product},
         })
-        summary = run_station(config, RunLimits(frames=frames), progress=False)
+        with workers_answering_at_once(free_prepare):
+            summary = run_station(config, RunLimits(frames=frames), progress=False)
     finally:
         station.runner.open_backend, station.pipeline.prepare, StationPipeline.run = real_open, real_prepare, real_run
-        station.prepare_processes.serve = real_serve
     return {"frames": summary["frames"], "fps": round(summary["throughput_fps"], 1),
             "core_us_per_frame_if_serial": round(1e6 / summary["throughput_fps"], 1),
             "station_process_cpu_us_per_frame": round(cpu_s[0] * 1e6 / summary["frames"], 1),
@@ -135,14 +162,8 @@ def preparation_alone(bundle_path: Path, frames: int, product: str) -> dict:
             step(image)
         return round((time.perf_counter() - started) * 1000 / len(images), 3)
 
-    # What a preparer process costs the station process first: the frame copied into shared memory.
-    slot = SharedMemory(create=True, size=images[0].nbytes)
-    try:
-        copy_ms = ms_per_frame(lambda image: np.copyto(np.ndarray(image.shape, image.dtype, buffer=slot.buf), image))
-    finally:
-        slot.close()
-        slot.unlink()
-    return {"frames": frames, "locate_item_ms": ms_per_frame(locate_item), "copy_into_shared_memory_ms": copy_ms,
+    return {"frames": frames, "locate_item_ms": ms_per_frame(locate_item),
+            "copy_into_shared_memory_ms": round(shared_memory_copy_us(images, buffers=1) / 1000, 3),
             "prepare_ms_by_shrink": {mode.value: ms_per_frame(lambda image, s=spec.model_copy(update={"shrink": mode}): prepare(image, s))
                                      for mode in ShrinkMode}}
 

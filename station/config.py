@@ -102,6 +102,11 @@ class BatchingSettings(StrictModel):
     # many cores processes can prepare more frames a second; each costs the station process a copy of
     # the frame and a hand-over (see the README's GPU section for what was measured).
     prepare_processes: int = Field(default=0, ge=0, le=64)
+    # Threads that each take a batch and run the model, so that one batch's inference overlaps the
+    # next one's gathering and the last one's decisions. None: 2 for ONNX Runtime on a CPU (each with
+    # its share of the cores; measured faster on 2 cores, see the README's Station section), 1 for
+    # torch and TensorRT, whose backends run one batch at a time.
+    inference_workers: int | None = Field(default=None, ge=1, le=16)
 
     @model_validator(mode="after")
     def _one_way_to_prepare(self) -> "BatchingSettings":
@@ -109,11 +114,6 @@ class BatchingSettings(StrictModel):
             raise ValueError(f"batching.prepare_threads {self.prepare_threads} and prepare_processes "
                              f"{self.prepare_processes}: choose one (set the other to its default: threads 1, processes 0)")
         return self
-    # Threads that each take a batch and run the model, so that one batch's inference overlaps the
-    # next one's gathering and the last one's decisions. None: 2 for ONNX Runtime on a CPU (each with
-    # its share of the cores; measured faster on 2 cores, see the README's Station section), 1 for
-    # torch and TensorRT, whose backends run one batch at a time.
-    inference_workers: int | None = Field(default=None, ge=1, le=16)
 
 
 class GateSettings(StrictModel):

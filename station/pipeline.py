@@ -39,7 +39,7 @@ from station.archive import ArchiveWriter, ItemRecord
 from station.archive.errors import ArchiveError
 from station.archive.records import utc_now_iso
 from station.outcomes import final_outcome
-from station.prepare_processes import PreparerFailed, PreparerProcesses
+from station.prepare_processes import CORRUPT_FRAME, PreparerFailed, PreparerProcesses
 from station.read_ahead import ReadAheadLimit
 from station.signalling import GateEvent, ItemResult, Outcome, RejectGate
 from station.sources import Frame, FrameSource, SourceExhausted
@@ -279,7 +279,7 @@ class StationPipeline:
         try:
             item.prepared = prepare(item.frame.image, self._spec)
         except CorruptImageError as exc:
-            self._fault_unusable(sequence, item, f"corrupt frame: {exc}")
+            self._fault_unusable(sequence, item, f"{CORRUPT_FRAME}: {exc}")
             return
         self.tally.stage_ms["prepare"].record((time.perf_counter() - started) * 1000)
         self._queue_prepared(sequence, item)
@@ -291,7 +291,7 @@ class StationPipeline:
 
         def prepared_elsewhere(prepared: np.ndarray | None, error: str | None) -> None:
             if error is not None:
-                if error.startswith("corrupt frame"):
+                if error.startswith(CORRUPT_FRAME):
                     self._fault_unusable(sequence, item, error)
                     return
                 self._resolve(sequence, item, fault(error), None)

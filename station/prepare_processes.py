@@ -36,6 +36,8 @@ from inspection.preprocess import prepare
 # waits for the station; more would only add frames waiting between camera and gate.
 SLOTS_PER_PROCESS = 3
 STARTUP_TIMEOUT_S = 60.0
+# How a frame that `prepare` refuses is reported, here and by the station's own preparation.
+CORRUPT_FRAME = "corrupt frame"
 
 # (prepared uint8 HxWxC or None, error text or None): called on the worker's collector thread.
 PreparedCallback = Callable[[np.ndarray | None, str | None], None]
@@ -247,7 +249,7 @@ def _prepare_into(frame_memory: SharedMemory, shape: tuple[int, ...], dtype: str
     try:
         result = prepare(np.ndarray(shape, dtype, buffer=frame_memory.buf), spec)
     except CorruptImageError as exc:
-        return f"corrupt frame: {exc}"
+        return f"{CORRUPT_FRAME}: {exc}"
     except Exception as exc:  # any other failure faults this item; the worker goes on
         return f"preparation failed: {type(exc).__name__}: {exc}"
     np.ndarray(result.shape, np.uint8, buffer=prepared_memory.buf)[...] = result

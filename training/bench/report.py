@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from inspection.errors import ConfigError, first_line
+from training.bench.result_file import write_json
 
 REGRESSION_FRACTION = 0.10
 
@@ -126,9 +127,7 @@ def write_partial(result_so_far: dict, out_json: Path) -> Path:
     """The rows measured so far, as JSON beside the result file (removed once the result is written)."""
     path = partial_path(out_json)
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(path.name + ".tmp")
-    staging.write_text(json.dumps({**result_so_far, "partial": True}, indent=2, default=str) + "\n", encoding="utf-8")
-    staging.replace(path)
+    write_json(path, {**result_so_far, "partial": True})
     return path
 
 

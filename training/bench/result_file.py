@@ -23,8 +23,13 @@ def write_result(path: Path, result: dict) -> None:
             result = {**result, PREVIOUS_KEY: json.loads(path.read_text(encoding="utf-8"))}
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise ConfigError(f"{path} exists and is not a JSON result. Move it away, or pass another --out.") from None
+    write_json(path, result)
+
+
+def write_json(path: Path, data: dict) -> None:
+    """`data` as indented JSON at `path`, written beside it first so that a reader never sees half a file."""
     staging = path.with_name(path.name + ".tmp")
-    staging.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+    staging.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
     staging.replace(path)
 
 
