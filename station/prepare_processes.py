@@ -70,6 +70,7 @@ class PreparerProcesses:
         self._collectors: list[threading.Thread] = []
         self._free: queue.Queue[_Slot] = queue.Queue()
         self._busy_lock = threading.Lock()
+        self._death_lock = threading.Lock()
         self._failure: str | None = None
         self._closing = False
         for number in range(processes):
@@ -174,8 +175,14 @@ class PreparerProcesses:
             return any(slot.worker == worker and slot.on_done is not None for slot in self._slots)
 
     def _worker_died(self, worker: int, how: str | None = None) -> None:
-        self._processes[worker].join(timeout=1.0)
-        message = f"preparer process {worker + 1} stopped ({how or f'exit code {self._processes[worker].exitcode}'}); restart the station"
+        """`how`: what the station saw (a broken pipe), told only when the process has no exit code to tell."""
+        process = self._processes[worker]
+        with self._death_lock:  # one thread reaps it: a second waiting at once would read no exit code
+            process.join(timeout=1.0)
+            exit_code = process.exitcode
+        if exit_code is not None or how is None:
+            how = f"exit code {exit_code}"
+        message = f"preparer process {worker + 1} stopped ({how}); restart the station"
         with self._busy_lock:
             if self._failure is None:
                 self._failure = message
@@ -196,11 +203,12 @@ class PreparerProcesses:
                 connection.send(None)
             except OSError:
                 pass  # already gone
-        for process in self._processes:
-            process.join(timeout=5.0)
-            if process.is_alive():
-                process.kill()
-                process.join()
+        with self._death_lock:
+            for process in self._processes:
+                process.join(timeout=5.0)
+                if process.is_alive():
+                    process.kill()
+                    process.join()
         for collector in self._collectors:
             collector.join(timeout=5.0)
         for connection in self._connections:
