@@ -143,12 +143,16 @@ def test_no_room_for_shared_memory_is_an_error_that_names_the_fix_and_takes_no_f
 
 def test_a_callback_that_fails_stops_new_frames_but_the_rest_still_come_back(preparers):
     pool, results, image = preparers(1), Results(), frames()[0]
+    second_frame_handed_over = threading.Event()
 
     def broken(prepared, error):
+        # Fails only once the second frame is with the worker: the frame it must still hand back.
+        second_frame_handed_over.wait(timeout=30)
         raise KeyError("item 7")
 
     pool.submit(image, broken, wait=True)
-    pool.submit(image, results.callback(1), wait=True)
+    assert pool.submit(image, results.callback(1), wait=True)
+    second_frame_handed_over.set()
     results.wait_for(1)
     assert np.array_equal(results.by_number[1][0], prepare(image, SPEC))
     with pytest.raises(PreparerFailed, match=r"handing back a prepared frame failed \(KeyError: 'item 7'\); restart the station"):
