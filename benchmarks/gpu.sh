@@ -5,7 +5,7 @@
 #   bench_gpu.{json,md,png}  inspection bench: torch CUDA (and TensorRT) x precision x batch, station ratio, training
 #                            (bench_gpu.partial.json instead, with the rows measured, if its time limit cut it short)
 #   station_overhead.json    the station with a free model (benchmarks/station_overhead.py): its ceiling on this host,
-#                            frames prepared by 1 or 8 threads, or by 8 processes
+#                            frames prepared by 1 or 8 threads, or by 8 processes (frames in place and copied)
 #   preparer_handover.json   what handing a frame to a preparer process costs the station process
 #   int8_resnet18.json       resnet18 trained here at 224 px for INT8_EPOCHS (default 0: skipped; it ran on the
 #                            H100 with 60, results/gpu/h100_int8_resnet18_*.json, and keeps the set in 8 minutes) on one
@@ -37,7 +37,7 @@ timeout 240 $cli bench --models resnet18,mobilenet_v3_small --backends torch,ten
 cat "$out/bench_gpu.md" 2>/dev/null
 # The station's own cost per frame with a free model (the bench's resnet18 bundle: 224 px, cropped around the item).
 station_bundle=$(ls -d /tmp/bench-cache/resnet18-224-crop* 2>/dev/null | head -n 1)
-[ -n "$station_bundle" ] && timeout 120 python3 benchmarks/station_overhead.py "$station_bundle" --frames 20000 \
+[ -n "$station_bundle" ] && timeout 150 python3 benchmarks/station_overhead.py "$station_bundle" --frames 20000 \
     --prepare-threads 1,8 --prepare-processes 8 --out "$out/station_overhead.json" 2>&1 | tail -n 5
 [ -n "$station_bundle" ] && timeout 40 python3 benchmarks/preparer_handover.py "$station_bundle" \
     --out "$out/preparer_handover.json" 2>&1 | tail -n 2

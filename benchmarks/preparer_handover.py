@@ -6,9 +6,12 @@ On the synthetic line's frames (256 distinct 640x480 frames by default, in the o
 them), per frame, outside the station:
   copy_us            copying the frame into one of 3 shared-memory buffers: the part of a hand-over
                      that grows with the frame
-  handover_*         `PreparerProcesses.submit` for every frame, then waiting for every result, with
-                     workers that answer at once without preparing anything: the hand-over alone
-  prepared_*         the same with real preparation (the bundle's `prepare`)
+  handover_copied_*  `PreparerProcesses.submit` for every frame, then waiting for every result, with
+                     workers that answer at once without preparing anything: the hand-over alone,
+                     each frame copied into a worker's slot
+  prepared_copied_*  the same with real preparation (the bundle's `prepare`)
+  *_in_place_*       the same with the frames in shared memory (`station.shared_frames`, as a station
+                     with preparer processes builds them), read by the workers in place
 `*_thread_cpu_us` is the CPU the submitting thread spent per frame, `*_wall_us` the wall time per
 frame. The station process also spends CPU on the collector threads that take the results back;
 `benchmarks/station_overhead.py` measures the whole station process.
@@ -29,13 +32,21 @@ from inspection.bundle import load_bundle
 from inspection.cli import run_guarded
 from inspection.errors import ConfigError
 from station.prepare_processes import PreparerProcesses
+from station.shared_frames import SharedFrames
 from station_overhead import line_frames, shared_memory_copy_us, workers_answering_at_once  # this folder's
 from training.bench.result_file import write_or_print
 from training.versions import library_versions, machine_description
 
 
-def hand_over(images: list[np.ndarray], spec, processes: int) -> dict:
-    preparers = PreparerProcesses(spec, processes)
+def hand_over(images: list[np.ndarray], spec, processes: int, in_place: bool) -> dict:
+    shared = SharedFrames() if in_place else None
+    if shared is not None:
+        copies: dict[int, np.ndarray] = {}  # the line's frames repeat its pool: one shared copy of each
+        for image in images:
+            if id(image) not in copies:
+                copies[id(image)] = shared.copy_of(image)
+        images = [copies[id(image)] for image in images]
+    preparers = PreparerProcesses(spec, processes, shared)
     results, errors = threading.Semaphore(0), []
 
     def on_done(prepared, error):
@@ -53,6 +64,8 @@ def hand_over(images: list[np.ndarray], spec, processes: int) -> dict:
         wall_s = time.perf_counter() - wall_started
     finally:
         preparers.close()
+        if shared is not None:
+            shared.close()
     if errors:
         raise ConfigError(f"{len(errors)} frames failed to prepare, the first: {errors[0]}")
     return {"thread_cpu_us": round(cpu_s * 1e6 / len(images), 1), "wall_us": round(wall_s * 1e6 / len(images), 1)}
@@ -73,10 +86,13 @@ def main() -> int:
     result = {"machine": machine_description(), "cores": len(os.sched_getaffinity(0)), "versions": library_versions(),
               "bundle": str(args.bundle), "frames": args.frames, "frame_shape": list(images[0].shape),
               "processes": args.processes, "copy_us": shared_memory_copy_us(images)}
-    with workers_answering_at_once():
-        result["handover"] = hand_over(images, spec, args.processes)
-    result["prepared"] = hand_over(images, spec, args.processes)
-    print(f"copy {result['copy_us']} µs; hand-over {result['handover']}; prepared {result['prepared']}", file=sys.stderr)
+    for frames_are, in_place in (("copied", False), ("in_place", True)):
+        with workers_answering_at_once():
+            result[f"handover_{frames_are}"] = hand_over(images, spec, args.processes, in_place)
+        result[f"prepared_{frames_are}"] = hand_over(images, spec, args.processes, in_place)
+        print(f"frames {frames_are}: hand-over {result[f'handover_{frames_are}']}; "
+              f"prepared {result[f'prepared_{frames_are}']}", file=sys.stderr)
+    print(f"copy {result['copy_us']} µs", file=sys.stderr)
     write_or_print(result, args.out)
     return 0
 

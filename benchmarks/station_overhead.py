@@ -15,7 +15,9 @@ one inference worker (as a GPU station runs):
                      cores cannot spread.
 Per number of preparer processes (`batching.prepare_processes`), the same two runs; in the free one
 the workers answer at once without preparing anything (`answer_at_once`), so it measures the
-hand-over: the station process's ceiling with processes, however many cores prepare.
+hand-over: the station process's ceiling with processes, however many cores prepare. Each twice:
+frames "in place" (the line's frames in shared memory, read there by the workers, as the station
+runs) and "copied" (the line's frames in its own arrays, copied into a worker's slot each time).
 And preparation alone, one thread, on the line's frames in the order the line draws them (256
 distinct 640x480 frames, 236 MB: mostly not in the CPU's caches, as a camera's fresh frames are not):
 milliseconds per frame to locate the item, to prepare the frame with each shrink mode, and to copy it
@@ -74,6 +76,8 @@ class FreeModel:
 def answer_at_once(connection: Connection, spec) -> None:
     """A preparer process that prepares nothing: it hands each slot back at once (a measuring tool)."""
     connection.send("ready")
+    if connection.recv() is None:  # the prepared buffers' names; None: closed before
+        return
     while (message := connection.recv()) is not None:
         connection.send((message[0], None))
 
@@ -105,7 +109,21 @@ def shared_memory_copy_us(images: list[np.ndarray], buffers: int = 3) -> float:
             memory.unlink()
 
 
-def run(bundle_path: Path, frames: int, preparation: dict, free_prepare: bool, product: str) -> dict:
+@contextlib.contextmanager
+def frames_copied_to_preparers(enabled: bool) -> Iterator[None]:
+    """The source builds its frames in its own arrays, not in shared memory: every frame handed to a
+    preparer process is copied into its slot (as before the twentieth session, and for video sources)."""
+    real_build = station.runner.build_source
+    if enabled:
+        station.runner.build_source = lambda config, frames, progress, shared_frames=None: real_build(config, frames, progress)
+    try:
+        yield
+    finally:
+        station.runner.build_source = real_build
+
+
+def run(bundle_path: Path, frames: int, preparation: dict, free_prepare: bool, product: str,
+        copy_frames: bool = False) -> dict:
     bundle = load_bundle(bundle_path)
     names = bundle.meta.class_names
     model = FreeModel(len(names), names.index(bundle.meta.good_classes[0]))
@@ -132,14 +150,15 @@ def run(bundle_path: Path, frames: int, preparation: dict, free_prepare: bool, p
             "batching": {"max_batch": 64, "queue_size": 256, "inference_workers": 1, **preparation},
             "source": {"kind": "synthetic", "defect_rate": 0.02, "seed": 11, "product": product},
         })
-        with workers_answering_at_once(free_prepare):
+        with workers_answering_at_once(free_prepare), frames_copied_to_preparers(copy_frames):
             summary = run_station(config, RunLimits(frames=frames), progress=False)
     finally:
         station.runner.open_backend, station.pipeline.prepare, StationPipeline.run = real_open, real_prepare, real_run
     return {"frames": summary["frames"], "fps": round(summary["throughput_fps"], 1),
             "core_us_per_frame_if_serial": round(1e6 / summary["throughput_fps"], 1),
             "station_process_cpu_us_per_frame": round(cpu_s[0] * 1e6 / summary["frames"], 1),
-            "mean_batch_size": summary.get("mean_batch_size"), "prepare_ms": summary["stage_ms"]["prepare"]}
+            "mean_batch_size": summary.get("mean_batch_size"), "prepare_ms": summary["stage_ms"]["prepare"],
+            "preparation": summary["preparation"]}
 
 
 def line_frames(frames: int, product: str) -> list[np.ndarray]:
@@ -193,12 +212,15 @@ def main() -> int:
     result = {"machine": machine_description(), "cores": len(os.sched_getaffinity(0)), "versions": library_versions(),
               "bundle": str(args.bundle), "input": load_bundle(args.bundle).meta.input.model_dump(mode="json"),
               "product": args.product, "frames": args.frames, "runs": []}
-    plan = ([({"prepare_threads": count}, free) for count in threads for free in (False, True)]
-            + [({"prepare_processes": count}, free) for count in processes for free in (False, True)])
-    for preparation, free_prepare in plan:
-        row = run(args.bundle, args.frames, preparation, free_prepare, args.product)
-        result["runs"].append({**preparation, "prepare": "free" if free_prepare else "real", **row})
-        print(f"{preparation}, prepare {'free' if free_prepare else 'real'}: {row['fps']:,.0f} frames/s", file=sys.stderr)
+    plan = ([({"prepare_threads": count}, free, False) for count in threads for free in (False, True)]
+            + [({"prepare_processes": count}, free, copy) for count in processes for copy in (False, True)
+               for free in (False, True)])
+    for preparation, free_prepare, copy_frames in plan:
+        row = run(args.bundle, args.frames, preparation, free_prepare, args.product, copy_frames)
+        frames_are = {"frames": "copied" if copy_frames else "in place"} if "prepare_processes" in preparation else {}
+        result["runs"].append({**preparation, **frames_are, "prepare": "free" if free_prepare else "real", **row})
+        print(f"{preparation} {frames_are}, prepare {'free' if free_prepare else 'real'}: {row['fps']:,.0f} frames/s",
+              file=sys.stderr)
     result["preparation_alone"] = preparation_alone(args.bundle, min(args.frames, 3000), args.product)
     print(f"preparation alone: {result['preparation_alone']}", file=sys.stderr)
     write_or_print(result, args.out)

@@ -4,14 +4,17 @@ Preparing a frame (find the item, crop, shrink: `inspection.preprocess.prepare`)
 costliest step per frame. Preparer threads share the station's interpreter: each frame's hand-over and
 Python steps hold its GIL (on 2 cores, 2 threads prepared fewer frames a second than one:
 benchmarks/station_overhead.py). Here each worker process prepares whole frames with its own
-interpreter; the station process copies the frame into a shared slot and sends the slot's number.
+interpreter. A frame the source built in shared memory (`station.shared_frames`) is read there in
+place; any other frame is first copied into a shared slot of the worker's. Either way the station
+sends the slot's number and the frame's place, and the worker writes the prepared image into the slot.
 
 The workers run the very same `prepare`, so a prepared frame is byte for byte the one the capture
 thread would have made (a test holds them equal).
 
-Each worker owns `SLOTS_PER_PROCESS` slots: a frame buffer (grown when a larger frame comes) and a
-prepared buffer. A slot is busy from `submit` until its result has been copied out; a worker that
-dies fails its busy slots and every later `submit` (`PreparerFailed`), so no frame is ever lost.
+Each worker owns `SLOTS_PER_PROCESS` slots: a prepared buffer and, for frames that are copied, a frame
+buffer (grown when a larger frame comes). A slot is busy from `submit` until its result has been copied
+out; a worker that dies fails its busy slots and every later `submit` (`PreparerFailed`), so no frame is
+ever lost.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import numpy as np
 from inspection.errors import CorruptImageError, InspectionError
 from inspection.input_spec import InputSpec
 from inspection.preprocess import prepare
+from station.shared_frames import SharedFrames, SharedMemoryFull, allocate_shared_memory, release_shared_memory
 
 # One frame a worker prepares, one waiting in its pipe, one the station copies in: the worker never
 # waits for the station; more would only add frames waiting between camera and gate.
@@ -52,12 +56,14 @@ class _Slot:
     number: int
     worker: int
     prepared: SharedMemory
-    frame: SharedMemory | None = None
+    frame: SharedMemory | None = None  # for frames that are copied
     on_done: PreparedCallback | None = None
+    image: np.ndarray | None = None  # a frame read in place, held until the worker is done with it
 
 
 class PreparerProcesses:
-    def __init__(self, spec: InputSpec, processes: int) -> None:
+    def __init__(self, spec: InputSpec, processes: int, shared_frames: SharedFrames | None = None) -> None:
+        """`shared_frames`: where the station's source builds its frames, read by the workers in place."""
         if processes < 1:
             raise ValueError("processes must be at least 1")
         self._prepared_shape = (spec.size_px, spec.size_px, spec.channels)
@@ -73,6 +79,9 @@ class PreparerProcesses:
         self._death_lock = threading.Lock()
         self._failure: str | None = None
         self._closing = False
+        self._shared_frames = shared_frames
+        self.frames_read_in_place = 0
+        self.frames_copied = 0
         for number in range(processes):
             ours, theirs = context.Pipe(duplex=True)
             process = context.Process(target=serve, args=(theirs, spec), name=f"prepare-{number + 1}", daemon=True)
@@ -82,12 +91,13 @@ class PreparerProcesses:
             self._processes.append(process)
         try:
             for number in range(processes * SLOTS_PER_PROCESS):
-                self._slots.append(_Slot(number, number % processes, _shared_memory(int(np.prod(self._prepared_shape)))))
+                self._slots.append(_Slot(number, number % processes, _allocate(int(np.prod(self._prepared_shape)))))
         except PreparerFailed:
             self.close()
             raise
         for number, connection in enumerate(self._connections):
             self._wait_until_ready(number, connection)
+            connection.send({slot.number: slot.prepared.name for slot in self._slots if slot.worker == number})
         for slot in self._slots:
             self._free.put(slot)
         self._collectors = [threading.Thread(target=self._collect, args=(number,), name=f"prepared-{number + 1}", daemon=True)
@@ -126,25 +136,38 @@ class PreparerProcesses:
                     continue
                 return False
             break  # a worker that died meanwhile fails the frame through `on_done` (see below)
-        new_frame_buffer = slot.frame is None or slot.frame.size < image.nbytes
-        if new_frame_buffer:
+        located = self._shared_frames.locate(image) if self._shared_frames is not None else None
+        if located is None:
             try:
-                larger = _shared_memory(image.nbytes)
+                where = self._copy_into(slot, image)
             except PreparerFailed:
                 self._free.put(slot)
                 raise
-            _release(slot.frame)  # the worker is done with it: the slot was free
-            slot.frame = larger
-        np.ndarray(image.shape, image.dtype, buffer=slot.frame.buf)[...] = image  # as it is: the worker checks it
+            strides, offset = None, 0
+            self.frames_copied += 1
+        else:
+            frame_name, offset = located
+            where, strides = ("shared", frame_name), image.strides
+            self.frames_read_in_place += 1
         with self._busy_lock:
-            slot.on_done = on_done
+            slot.on_done, slot.image = on_done, (image if located is not None else None)
         try:
-            self._connections[slot.worker].send(
-                (slot.number, slot.frame.name, image.shape, image.dtype.str, slot.prepared.name if new_frame_buffer else None))
+            self._connections[slot.worker].send((slot.number, image.shape, image.dtype.str, strides, offset, where))
         except OSError as exc:
             # Registered, the frame is the worker's: its failure reaches `on_done` like any it held.
             self._worker_died(slot.worker, f"cannot be reached: {exc}")
         return True
+
+    @staticmethod
+    def _copy_into(slot: _Slot, image: np.ndarray) -> tuple[str, str | None]:
+        """Copy the frame into the slot's frame buffer, grown first if need be; where the worker finds it."""
+        new_buffer = slot.frame is None or slot.frame.size < image.nbytes
+        if new_buffer:
+            larger = _allocate(image.nbytes)
+            release_shared_memory(slot.frame)  # the worker is done with it: the slot was free
+            slot.frame = larger
+        np.ndarray(image.shape, image.dtype, buffer=slot.frame.buf)[...] = image  # as it is: the worker checks it
+        return "slot", (slot.frame.name if new_buffer else None)
 
     def _collect(self, worker: int) -> None:
         connection = self._connections[worker]
@@ -160,7 +183,7 @@ class PreparerProcesses:
             slot = self._slots[number]
             prepared = None if error else np.array(np.ndarray(self._prepared_shape, np.uint8, buffer=slot.prepared.buf))
             with self._busy_lock:
-                on_done, slot.on_done = slot.on_done, None
+                on_done, slot.on_done, slot.image = slot.on_done, None, None
             self._free.put(slot)
             try:
                 on_done(prepared, error)
@@ -189,7 +212,7 @@ class PreparerProcesses:
             pending = [slot.on_done for slot in self._slots if slot.worker == worker and slot.on_done is not None]
             for slot in self._slots:
                 if slot.worker == worker:
-                    slot.on_done = None
+                    slot.on_done, slot.image = None, None
         for on_done in pending:
             on_done(None, message)
 
@@ -214,48 +237,49 @@ class PreparerProcesses:
         for connection in self._connections:
             connection.close()
         for slot in self._slots:
-            _release(slot.frame)
-            _release(slot.prepared)
+            release_shared_memory(slot.frame)
+            release_shared_memory(slot.prepared)
 
 
-def _shared_memory(size_bytes: int) -> SharedMemory:
+def _allocate(size_bytes: int) -> SharedMemory:
     try:
-        return SharedMemory(create=True, size=max(1, size_bytes))
-    except OSError as exc:
-        raise PreparerFailed(f"cannot allocate {size_bytes:,} bytes of shared memory ({exc.strerror or exc}): free space "
-                             "in /dev/shm, or set batching.prepare_processes to 0") from exc
-
-
-def _release(memory: SharedMemory | None) -> None:
-    if memory is not None:
-        memory.close()
-        memory.unlink()
+        return allocate_shared_memory(size_bytes)
+    except SharedMemoryFull as exc:
+        raise PreparerFailed(str(exc)) from exc
 
 
 def serve(connection: Connection, spec: InputSpec) -> None:
     """A worker process: prepare each frame it is sent into its slot's prepared buffer, until None."""
     cv2.setNumThreads(1)  # a process per core: OpenCV's own threads would only compete with the others
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches the whole process group; the station decides
-    frames: dict[int, SharedMemory] = {}
-    prepared_buffers: dict[int, SharedMemory] = {}
     connection.send("ready")
+    if (prepared_names := connection.recv()) is None:  # the station closed before it gave out the slots
+        return
+    prepared_buffers = {number: SharedMemory(name=name) for number, name in prepared_names.items()}
+    slot_frames: dict[int, SharedMemory] = {}  # frames copied into a slot, by slot number
+    shared_frames: dict[str, SharedMemory] = {}  # the source's shared frame buffers, by name
     while (message := connection.recv()) is not None:
-        number, frame_name, shape, dtype, prepared_name = message
-        if prepared_name is not None:  # a new frame buffer for this slot (and, the first time, its prepared one)
-            _detach(frames.pop(number, None))
-            frames[number] = SharedMemory(name=frame_name)
-            prepared_buffers.setdefault(number, SharedMemory(name=prepared_name))
-        connection.send((number, _prepare_into(frames[number], shape, dtype, prepared_buffers[number], spec)))
-    for memory in (*frames.values(), *prepared_buffers.values()):
+        number, shape, dtype, strides, offset, (kind, name) = message
+        if kind == "shared":
+            if name not in shared_frames:
+                shared_frames[name] = SharedMemory(name=name)
+            memory = shared_frames[name]
+        else:
+            if name is not None:  # the slot's frame buffer was replaced by a larger one
+                _detach(slot_frames.pop(number, None))
+                slot_frames[number] = SharedMemory(name=name)
+            memory = slot_frames[number]
+        frame = np.ndarray(shape, dtype, buffer=memory.buf, offset=offset, strides=strides)
+        connection.send((number, _prepare_into(frame, prepared_buffers[number], spec)))
+        del frame  # a live view would keep its buffer from being detached
+    for memory in (*slot_frames.values(), *shared_frames.values(), *prepared_buffers.values()):
         _detach(memory)
 
 
-def _prepare_into(frame_memory: SharedMemory, shape: tuple[int, ...], dtype: str, prepared_memory: SharedMemory,
-                  spec: InputSpec) -> str | None:
-    """Prepare the frame in one slot into its prepared buffer; the error text for the item's fault, or None.
-    (A function of its own so that the buffers' views are gone before a slot's buffer is replaced.)"""
+def _prepare_into(frame: np.ndarray, prepared_memory: SharedMemory, spec: InputSpec) -> str | None:
+    """Prepare the frame into its slot's prepared buffer; the error text for the item's fault, or None."""
     try:
-        result = prepare(np.ndarray(shape, dtype, buffer=frame_memory.buf), spec)
+        result = prepare(frame, spec)
     except CorruptImageError as exc:
         return f"{CORRUPT_FRAME}: {exc}"
     except Exception as exc:  # any other failure faults this item; the worker goes on

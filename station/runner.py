@@ -33,6 +33,7 @@ from station.latency_plot import write_latency_histogram
 from station.metrics import serve_metrics
 from station.pipeline import PipelineSettings, StationPipeline
 from station.prepare_processes import PreparerProcesses
+from station.shared_frames import SharedFrames
 from station.sequence_ledger import SequenceLedger, ledger_path, recover_in_flight
 from station.signalling import ModbusPlcOutput, RejectGate, ResultOutput, SimulatedRejector
 from station.signalling.thread_priority import check_realtime_allowed
@@ -62,11 +63,14 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
     ledger: SequenceLedger | None = None
     recovered: tuple[str, list[int]] = ("", [])
     preparers: PreparerProcesses | None = None
+    shared_frames: SharedFrames | None = None
     try:
         if config.batching.prepare_processes:
+            # The source builds its frames where the preparer processes read them, with no copy between.
+            shared_frames = SharedFrames()
             # Before the camera starts grabbing: starting them takes about a second.
-            preparers = PreparerProcesses(bundle.meta.input, config.batching.prepare_processes)
-        source = build_source(config, limits.frames, progress)
+            preparers = PreparerProcesses(bundle.meta.input, config.batching.prepare_processes, shared_frames)
+        source = build_source(config, limits.frames, progress, shared_frames)
         source.open()
         output = build_output(config)
         output.open()
@@ -150,8 +154,11 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
         summary["archive_drain_s"] = archive_drain_s
         summary["backend_choice"] = backend_choice
         summary["inference_workers"] = chosen.inference_workers
-        summary["preparation"] = ({"processes": config.batching.prepare_processes} if config.batching.prepare_processes
-                                  else {"threads": config.batching.prepare_threads})
+        summary["preparation"] = ({"processes": config.batching.prepare_processes,
+                                   "frames_read_in_place": preparers.frames_read_in_place,
+                                   "frames_copied": preparers.frames_copied,
+                                   "shared_frame_buffers": shared_frames.buffers}
+                                  if preparers is not None else {"threads": config.batching.prepare_threads})
         summary["gate_thread_priority"] = config.gate.thread_priority
         geometry = frame_size_warning(pipeline.first_frame_wh, bundle.meta.dataset.get("train_frame_sizes"), str(bundle.path))
         summary["warnings"] = [geometry] if geometry else []
@@ -166,6 +173,8 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
     finally:
         if preparers is not None:
             preparers.close()  # the pipeline has closed them unless the run failed before it started
+        if shared_frames is not None:
+            shared_frames.close()
         if archive is not None:
             # A failure after the writer started must not leave it running: it archives what is queued.
             # (A second close after the normal one returns at once; its error is already in the summary.)
@@ -339,17 +348,20 @@ def measure_raw_fps(backend: Backend, bundle: Bundle, batch_size: int, seconds: 
     return sum(images) / (time.perf_counter() - started)
 
 
-def build_source(config: StationConfig, frames: int | None, progress: bool) -> FrameSource:
+def build_source(config: StationConfig, frames: int | None, progress: bool,
+                 shared_frames: SharedFrames | None = None) -> FrameSource:
+    """`shared_frames`: where a source that can builds its frames, for preparer processes to read in place
+    (the video source's frames are copied to them instead)."""
     settings = config.source
     if isinstance(settings, SyntheticSourceSettings):
         from station.sources.synthetic_line import SyntheticLineSource
 
         return SyntheticLineSource(settings.rate_hz, settings.defect_rate, settings.pool_size, settings.width_px,
-                                   settings.height_px, settings.seed, frames, progress, settings.product)
+                                   settings.height_px, settings.seed, frames, progress, settings.product, shared_frames)
     if isinstance(settings, FolderSourceSettings):
         from station.sources.replay import FolderReplaySource
 
-        return FolderReplaySource(settings.path, settings.rate_hz, frames, settings.loop)
+        return FolderReplaySource(settings.path, settings.rate_hz, frames, settings.loop, shared_frames)
     if isinstance(settings, OpenCvSourceSettings):
         from station.sources.replay import VideoCaptureSource
 
@@ -358,7 +370,7 @@ def build_source(config: StationConfig, frames: int | None, progress: bool) -> F
     if isinstance(settings, PylonSourceSettings):
         from station.sources.pylon_camera import PylonCameraSource
 
-        return PylonCameraSource(settings, frames)
+        return PylonCameraSource(settings, frames, shared_frames)
     raise AssertionError(f"unhandled source {settings!r}")
 
 

@@ -17,6 +17,7 @@ from inspection.errors import ConfigError, CorruptImageError, InspectionError, f
 from inspection.image_io import is_image_path, to_canonical_image
 from station.archive.records import utc_now_iso
 from station.config import PylonSourceSettings
+from station.shared_frames import SharedFrames
 from station.sources.base import Frame, SourceExhausted
 
 try:
@@ -42,9 +43,12 @@ class PylonCameraSource:
     paced = True
     fixed_resolution = True
 
-    def __init__(self, settings: PylonSourceSettings, frames: int | None = None, *,
+    def __init__(self, settings: PylonSourceSettings, frames: int | None = None,
+                 shared_frames: SharedFrames | None = None, *,
                  pixel_format: str | None = None, reconnect_max_wait_s: float = 10.0) -> None:
+        """`shared_frames`: copy each grab into shared memory (instead of a new array), for preparer processes."""
         self._settings = settings
+        self._shared_frames = shared_frames
         self._frames = frames
         self._pixel_format = pixel_format  # None: keep the camera's 8-bit format, else Mono8 or RGB8
         self._reconnect_max_wait_s = reconnect_max_wait_s
@@ -250,7 +254,7 @@ class PylonCameraSource:
             if not result.GrabSucceeded():
                 return Frame(key, None, trigger_s, captured,
                              error=f"grab failed: error 0x{result.GetErrorCode():X} {result.GetErrorDescription()}")
-            image, error = _canonical(result, key)
+            image, error = _canonical(result, key, self._shared_frames)
         finally:
             result.Release()  # give the buffer back to the camera at once
         return Frame(key, image, trigger_s, captured, error=error)
@@ -301,12 +305,17 @@ class PylonCameraSource:
         return None
 
 
-def _canonical(result, key: str) -> tuple[np.ndarray | None, str | None]:
-    """Grey for Mono8, RGB for the colour formats; GetArray copies, so the buffer can be released."""
+def _canonical(result, key: str, shared_frames: SharedFrames | None) -> tuple[np.ndarray | None, str | None]:
+    """Grey for Mono8, RGB for the colour formats, copied out of the driver's buffer so that it can be
+    released: by GetArray, or into shared memory (one copy either way)."""
     pixel_type = result.GetPixelType()
     if pixel_type not in (pylon.PixelType_Mono8, pylon.PixelType_RGB8packed, pylon.PixelType_BGR8packed):
         return None, f"camera delivered pixel type 0x{pixel_type:X}; expected Mono8, RGB8 or BGR8"
     try:
-        return to_canonical_image(result.GetArray(), key, bgr=pixel_type == pylon.PixelType_BGR8packed), None
+        bgr = pixel_type == pylon.PixelType_BGR8packed
+        if shared_frames is None:
+            return to_canonical_image(result.GetArray(), key, bgr=bgr), None
+        with result.GetArrayZeroCopy() as driver_buffer:
+            return shared_frames.copy_of(to_canonical_image(driver_buffer, key, bgr=bgr)), None
     except CorruptImageError as exc:
         return None, str(exc)

@@ -14,6 +14,7 @@ import numpy as np
 from inspection.errors import ConfigError, CorruptImageError
 from inspection.image_io import is_image_path, read_image, to_canonical_image
 from station.archive.records import utc_now_iso
+from station.shared_frames import SharedFrames
 from station.sources.base import Frame, SourceExhausted
 from station.sources.pacing import Pacer
 
@@ -36,8 +37,11 @@ class FolderReplaySource:
 
     fixed_resolution = False  # a folder of dataset images may mix sizes on purpose
 
-    def __init__(self, folder: Path, rate_hz: float | None = None, frames: int | None = None, loop: bool = False) -> None:
+    def __init__(self, folder: Path, rate_hz: float | None = None, frames: int | None = None, loop: bool = False,
+                 shared_frames: SharedFrames | None = None) -> None:
+        """`shared_frames`: decode into shared memory, for preparer processes (the copy made on a decoder thread)."""
         self._folder = Path(folder)
+        self._shared_frames = shared_frames
         self._pacer = Pacer(rate_hz)
         self.paced = rate_hz is not None
         self._frames = frames
@@ -81,8 +85,12 @@ class FolderReplaySource:
     def _decode_ahead(self) -> None:
         while len(self._pending) < READ_AHEAD_FILES and self._has_file(self._submitted):
             path = self._paths[self._submitted % len(self._paths)]
-            self._pending.append((path, self._decoder.submit(read_image, path)))
+            self._pending.append((path, self._decoder.submit(self._decode, path)))
             self._submitted += 1
+
+    def _decode(self, path: Path) -> np.ndarray:
+        image = read_image(path)
+        return image if self._shared_frames is None else self._shared_frames.copy_of(image)
 
     def _has_file(self, index: int) -> bool:
         if self._frames is not None and index >= self._frames:

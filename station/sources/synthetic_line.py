@@ -12,6 +12,7 @@ import numpy as np
 from inspection.console import progress_bar
 from inspection.synthetic import CLASSES, render_item
 from station.archive.records import utc_now_iso
+from station.shared_frames import SharedFrames
 from station.sources.base import Frame, SourceExhausted
 from station.sources.pacing import Pacer
 
@@ -30,7 +31,10 @@ class SyntheticLineSource:
         frames: int | None = None,
         progress: bool = True,
         product: str = "mixed",
+        shared_frames: SharedFrames | None = None,
     ) -> None:
+        """`shared_frames`: render the pool into shared memory, for preparer processes to read in place."""
+        self._shared_frames = shared_frames
         self._settings = (defect_rate, pool_size, width_px, height_px, seed)
         self._product = product
         self._frames = frames
@@ -54,7 +58,8 @@ class SyntheticLineSource:
         with progress_bar(enabled=self._progress, transient=True) as bar:
             for index, label in enumerate(bar.track(labels, description="rendering line items")):
                 item = render_item(seed, index, label, width, height, product=self._product)
-                self._pool.append((item.image, item.label))
+                image = item.image if self._shared_frames is None else self._shared_frames.copy_of(item.image)
+                self._pool.append((image, item.label))
                 (self._good if label == CLASSES[0] else self._defective).append(index)
 
     def read(self) -> Frame:

@@ -11,6 +11,7 @@ from inspection.input_spec import InputSpec
 from inspection.preprocess import prepare
 from inspection.synthetic import render_item
 from station.prepare_processes import SLOTS_PER_PROCESS, PreparerFailed, PreparerProcesses
+from station.shared_frames import SharedFrames
 
 SPEC = InputSpec(size_px=48, channels=3, colour_order="bgr", mean=(0.5,) * 3, std=(0.25,) * 3,
                  item_crop_fraction=0.6, shrink="box_then_linear")
@@ -126,12 +127,11 @@ def test_closing_frees_the_shared_memory(preparers):
 
 def test_no_room_for_shared_memory_is_an_error_that_names_the_fix_and_takes_no_frame(preparers, monkeypatch):
     pool, results = preparers(1), Results()
-    import station.prepare_processes as module
 
-    def full(*args, **kwargs):
+    def full(fd, offset, length):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(module, "SharedMemory", full)
+    monkeypatch.setattr(os, "posix_fallocate", full)  # /dev/shm full: reserving the slot's pages fails
     with pytest.raises(PreparerFailed, match=r"No space left on device\): free space in /dev/shm, or set batching.prepare_processes to 0"):
         pool.submit(frames()[0], results.callback(0), wait=True)
     monkeypatch.undo()
@@ -139,6 +139,27 @@ def test_no_room_for_shared_memory_is_an_error_that_names_the_fix_and_takes_no_f
     assert pool.submit(image, results.callback(1), wait=True)  # the slot was given back
     results.wait_for(1)
     assert 0 not in results.by_number and np.array_equal(results.by_number[1][0], prepare(image, SPEC))
+
+
+def test_frames_in_shared_memory_are_read_in_place_and_prepared_byte_for_byte(preparers):
+    shared = SharedFrames()
+    try:
+        pool, results = PreparerProcesses(SPEC, 2, shared), Results()
+        try:
+            images = [shared.copy_of(image) for image in frames()]
+            images += [images[2][10:200, 20:300], images[0][:, :, 1]]  # views into shared frames: strided
+            images.append(frames()[4])  # not in shared memory: copied into a slot
+            for number, image in enumerate(images):
+                assert pool.submit(image, results.callback(number), wait=True)
+            results.wait_for(len(images))
+            assert (pool.frames_read_in_place, pool.frames_copied) == (len(images) - 1, 1)
+            for number, image in enumerate(images):
+                prepared, error = results.by_number[number]
+                assert error is None and np.array_equal(prepared, prepare(image, SPEC)), number
+        finally:
+            pool.close()
+    finally:
+        shared.close()
 
 
 def test_a_callback_that_fails_stops_new_frames_but_the_rest_still_come_back(preparers):

@@ -17,6 +17,7 @@ from pypylon import pylon  # noqa: E402
 
 from inspection.errors import ConfigError  # noqa: E402
 from station.config import PylonSourceSettings  # noqa: E402
+from station.shared_frames import SharedFrames  # noqa: E402
 from station.sources.base import SourceExhausted  # noqa: E402
 from station.sources.pylon_camera import CameraLostError, PylonCameraSource  # noqa: E402
 from helpers.pylon import emulator_present  # noqa: E402
@@ -61,8 +62,23 @@ def opened():
         source.close()
 
 
-def test_mono8_frames_arrive_in_order_with_the_file_pixels(images, opened):
-    source = opened(_settings(images), frames=4)
+@pytest.fixture(params=["own arrays", "shared memory"])
+def frame_memory(request):
+    """Where the source copies each grab: a new array (GetArray), or shared memory for preparer processes."""
+    if request.param == "own arrays":
+        yield None
+        return
+    shared = SharedFrames()
+    yield shared
+    shared.close()
+
+
+def delivered_into(frame_memory: SharedFrames | None, image: np.ndarray) -> bool:
+    return (frame_memory.locate(image) is not None) if frame_memory is not None else True
+
+
+def test_mono8_frames_arrive_in_order_with_the_file_pixels(images, opened, frame_memory):
+    source = opened(_settings(images), frames=4, shared_frames=frame_memory)
     assert source.paced is True
     assert source.description == "pylon camera Emulation 0815-0000 (emulated)"
     frames = [source.read() for _ in range(4)]
@@ -70,6 +86,7 @@ def test_mono8_frames_arrive_in_order_with_the_file_pixels(images, opened):
         source.read()
     assert [f.item_key for f in frames] == ["block-0", "block-1", "block-2", "block-3"]
     assert all(f.error is None and f.image.shape == (HEIGHT_PX, WIDTH_PX) and f.image.dtype == np.uint8 for f in frames)
+    assert all(delivered_into(frame_memory, f.image) for f in frames)
     ramp = cv2.imread(str(images / "a_grey.png"), cv2.IMREAD_GRAYSCALE)
     assert np.array_equal(frames[0].image, ramp) and np.array_equal(frames[2].image, ramp)
     # The emulator converts the colour file to grey for Mono8: flat, and neither channel's value.
@@ -80,9 +97,10 @@ def test_mono8_frames_arrive_in_order_with_the_file_pixels(images, opened):
 
 
 @pytest.mark.parametrize("pixel_format", ["RGB8Packed", "BGR8Packed"])
-def test_colour_formats_deliver_rgb(images, opened, pixel_format):
-    source = opened(_settings(images), pixel_format=pixel_format)
+def test_colour_formats_deliver_rgb(images, opened, pixel_format, frame_memory):
+    source = opened(_settings(images), pixel_format=pixel_format, shared_frames=frame_memory)
     grey, colour = source.read().image, source.read().image
+    assert delivered_into(frame_memory, grey) and delivered_into(frame_memory, colour)
     assert grey.shape == colour.shape == (HEIGHT_PX, WIDTH_PX, 3) and colour.dtype == np.uint8
     assert tuple(colour[0, 0]) == COLOUR_RGB
     ramp = cv2.imread(str(images / "a_grey.png"), cv2.IMREAD_GRAYSCALE)

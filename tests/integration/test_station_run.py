@@ -94,16 +94,20 @@ def test_a_line_with_the_training_frames_size_has_no_warning(tiny_bundle, tmp_pa
     assert run_station(config, RunLimits(frames=20), progress=False)["warnings"] == []
 
 
-def test_folder_replay_faults_a_corrupt_frame_and_still_balances(tiny_bundle, tmp_path):
+@pytest.mark.parametrize("batching", [{}, {"prepare_processes": 1}])
+def test_folder_replay_faults_a_corrupt_frame_and_still_balances(tiny_bundle, tmp_path, batching):
     rng = np.random.default_rng(0)
     for i in range(12):
-        write_png(tmp_path / "frames" / f"{i:03d}.png", rng.integers(0, 256, (70, 90, 3), dtype=np.uint8))
+        size = (70, 90, 3) if i % 3 else (90, 120, 3)  # sizes mixed: shared frame buffers of two sizes
+        write_png(tmp_path / "frames" / f"{i:03d}.png", rng.integers(0, 256, size, dtype=np.uint8))
     (tmp_path / "frames" / "005.png").write_bytes(b"\x89PNG truncated")
-    config = load_station_config(write_config(tmp_path / "s.yaml", bundle=str(tiny_bundle),
+    config = load_station_config(write_config(tmp_path / "s.yaml", bundle=str(tiny_bundle), batching=batching,
                                               source={"kind": "folder", "path": str(tmp_path / "frames")},
                                               archive={"path": str(tmp_path / "arch")}))
     s = run_station(config, RunLimits(), progress=False)
     assert s["frames"] == 12 and s["corrupt_frames"] == 1 and s["fault"] >= 1 and s["balanced"]
+    if batching:  # decoded into shared memory: the preparer read every good frame in place
+        assert s["preparation"]["frames_read_in_place"] == 11 and s["preparation"]["frames_copied"] == 0
     with Archive.open(tmp_path / "arch", create=False) as archive:
         faults = [r for r in archive.records() if r["verdict"] == "fault"]
     assert any("corrupt" in r["reason"] for r in faults)
@@ -284,7 +288,14 @@ def test_a_pool_of_preparers_keeps_one_outcome_per_item_in_sequence(tiny_bundle,
     assert [r["sequence"] for r in records] == list(range(1, 151))
     if rate_hz is None:
         assert s["fault"] == 0  # unpaced replay waits for room: nothing overruns
-    assert s["preparation"] == ({"threads": 3} if "prepare_threads" in preparers else {"processes": 2})
+    if "prepare_threads" in preparers:
+        assert s["preparation"] == {"threads": 3}
+    else:  # the line's 16 pool items rendered into shared memory, every frame read there in place
+        assert s["preparation"]["processes"] == 2 and s["preparation"]["shared_frame_buffers"] == 16
+        assert s["preparation"]["frames_copied"] == 0
+        # Paced, a frame with every slot busy is an overrun before it is handed over.
+        assert 150 - s["overruns"] <= s["preparation"]["frames_read_in_place"] <= 150
+        assert s["preparation"]["frames_read_in_place"] == 150 or rate_hz is not None
 
 
 def test_preparer_processes_are_ready_before_the_camera_opens(tiny_bundle, tmp_path, monkeypatch):

@@ -1,0 +1,132 @@
+"""Frame buffers in shared memory, which preparer processes read where the source put them.
+
+With preparer processes, copying each 640x480 frame into a worker's slot cost the station process
+about 100 µs of CPU a frame, a quarter of its whole cost (benchmarks/preparer_handover.py). A source
+that builds its frames here (a camera copies each grab out of the driver's buffer anyway) hands them
+to the workers with no copy: a frame is sent as its buffer's name and place.
+
+A buffer is in use as long as its frame array, or any view of it, lives: the station keeps a frame
+until its record is archived. When Python frees the last reference, the buffer goes back on the free
+list for the next frame of the same size.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import threading
+import weakref
+from multiprocessing.shared_memory import SharedMemory
+
+import numpy as np
+from numpy.lib.array_utils import byte_bounds
+
+from inspection.errors import InspectionError
+
+class SharedMemoryFull(InspectionError):
+    """No room in /dev/shm for a shared buffer."""
+
+
+def allocate_shared_memory(size_bytes: int) -> SharedMemory:
+    """A new shared-memory block with all its pages reserved now: on a full /dev/shm that is this
+    error, where a block only sized (ftruncate) would kill the process with SIGBUS at its first write."""
+    memory = SharedMemory(create=True, size=max(1, size_bytes))
+    try:
+        os.posix_fallocate(memory._fd, 0, memory.size)  # the fd SharedMemory keeps open; no public accessor
+    except OSError as exc:
+        release_shared_memory(memory)
+        raise SharedMemoryFull(f"cannot allocate {size_bytes:,} bytes of shared memory ({exc.strerror or exc}): free "
+                               "space in /dev/shm, or set batching.prepare_processes to 0") from exc
+    return memory
+
+
+def release_shared_memory(memory: SharedMemory | None) -> None:
+    if memory is not None:
+        memory.close()
+        memory.unlink()
+
+
+class SharedFrames:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._free: dict[int, list[SharedMemory]] = {}  # by size in bytes
+        self._blocks: list[SharedMemory] = []
+        # (block start addresses, sorted; the blocks in the same order): replaced whole, so that
+        # `locate` reads it without the lock.
+        self._index: tuple[list[int], list[SharedMemory]] = ([], [])
+        self._closed = False
+
+    def new_frame(self, shape: tuple[int, ...], dtype: np.dtype | type = np.uint8) -> np.ndarray:
+        """An uninitialised frame array in shared memory, for the source to fill."""
+        dtype = np.dtype(dtype)
+        size_bytes = int(np.prod(shape)) * dtype.itemsize
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the shared frame buffers are closed")
+            free = self._free.get(size_bytes)
+            memory = free.pop() if free else None
+        if memory is None:
+            memory = self._add_block(size_bytes)
+        frame = np.ndarray(shape, dtype, buffer=memory.buf)
+        finalizer = weakref.finalize(frame, self._give_back, memory, size_bytes)
+        finalizer.atexit = False
+        return frame
+
+    def copy_of(self, image: np.ndarray) -> np.ndarray:
+        frame = self.new_frame(image.shape, image.dtype)
+        frame[...] = image
+        return frame
+
+    def locate(self, image: np.ndarray) -> tuple[str, int] | None:
+        """(buffer name, byte offset of the image's first element) when the image lies in one of these
+        buffers; None for any other array."""
+        starts, blocks = self._index
+        if not starts:
+            return None
+        low, high = byte_bounds(image)
+        place = bisect.bisect_right(starts, low) - 1
+        if place < 0 or high > starts[place] + blocks[place].size:
+            return None
+        return blocks[place].name, image.__array_interface__["data"][0] - starts[place]
+
+    @property
+    def buffers(self) -> int:
+        return len(self._blocks)
+
+    def _add_block(self, size_bytes: int) -> SharedMemory:
+        memory = allocate_shared_memory(size_bytes)
+        probe = np.frombuffer(memory.buf, np.uint8)
+        start = probe.ctypes.data
+        del probe  # a live view would keep the block from being closed
+        with self._lock:
+            if self._closed:  # closed while this block was made
+                release_shared_memory(memory)
+                raise RuntimeError("the shared frame buffers are closed")
+            self._blocks.append(memory)
+            starts, blocks = self._index
+            place = bisect.bisect_right(starts, start)
+            self._index = (starts[:place] + [start] + starts[place:], blocks[:place] + [memory] + blocks[place:])
+        return memory
+
+    def _give_back(self, memory: SharedMemory, size_bytes: int) -> None:
+        # Runs as the frame array is freed, after its last use: the buffer is free (or, its pool closed, unmapped).
+        with self._lock:
+            if not self._closed:
+                self._free.setdefault(size_bytes, []).append(memory)
+                return
+        memory.close()
+
+    def close(self) -> None:
+        """Remove every buffer's name from /dev/shm and unmap the free ones; a buffer that still holds a
+        frame is unmapped when that frame is freed (unmapping it now would pull the memory from under it)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            free = [memory for memories in self._free.values() for memory in memories]
+            self._free.clear()
+            self._index = ([], [])
+        for memory in self._blocks:
+            memory.unlink()
+        for memory in free:
+            memory.close()

@@ -1,0 +1,86 @@
+"""Frame buffers in shared memory: reserved when made, reused once a frame is freed, found by address."""
+
+import gc
+import os
+
+import numpy as np
+import pytest
+
+from station.shared_frames import SharedFrames, SharedMemoryFull, allocate_shared_memory, release_shared_memory
+
+FRAME = (480, 640, 3)
+
+
+@pytest.fixture()
+def shared():
+    frames = SharedFrames()
+    yield frames
+    frames.close()
+
+
+def shm_names() -> set[str]:
+    return set(os.listdir("/dev/shm"))
+
+
+def test_a_new_block_has_its_pages_reserved_so_a_full_dev_shm_cannot_kill_the_station_later():
+    memory = allocate_shared_memory(3 * 1024 * 1024)
+    try:
+        # Only sized (ftruncate), a tmpfs file has no pages: the first write past the free space is SIGBUS.
+        assert os.stat(f"/dev/shm/{memory.name}").st_blocks * 512 >= memory.size
+    finally:
+        release_shared_memory(memory)
+
+
+def test_no_room_is_an_error_that_names_the_fix_and_leaves_no_block(shared, monkeypatch):
+    before = shm_names()
+
+    def full(fd, offset, length):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    with pytest.raises(SharedMemoryFull, match=r"cannot allocate 921,600 bytes of shared memory \(No space left on device\): "
+                                                r"free space in /dev/shm, or set batching.prepare_processes to 0"):
+        shared.new_frame(FRAME)
+    assert shm_names() == before
+
+
+def test_a_buffer_is_reused_only_once_its_frame_and_every_view_of_it_are_freed(shared):
+    first = shared.new_frame(FRAME)
+    name = shared.locate(first)[0]
+    crop = first[100:200, 100:200]
+    del first
+    gc.collect()
+    second = shared.new_frame(FRAME)  # the crop still holds the first buffer
+    second_name = shared.locate(second)[0]
+    assert second_name != name and shared.buffers == 2
+    del crop, second
+    gc.collect()
+    third = shared.new_frame(FRAME)
+    assert shared.locate(third)[0] in {name, second_name} and shared.buffers == 2
+    smaller = shared.new_frame((120, 160))
+    assert shared.buffers == 3 and smaller.shape == (120, 160)
+
+
+def test_locate_gives_the_buffer_and_offset_of_frames_and_views_and_nothing_for_other_arrays(shared):
+    frame = shared.copy_of(np.arange(np.prod(FRAME), dtype=np.uint32).astype(np.uint8).reshape(FRAME))
+    name, offset = shared.locate(frame)
+    assert offset == 0
+    view = frame[10:20, 30:40, 1]
+    assert shared.locate(view) == (name, (10 * 640 + 30) * 3 + 1)
+    assert shared.locate(np.array(view)) is None
+    assert shared.locate(np.zeros(FRAME, np.uint8)) is None
+
+
+def test_closing_removes_every_name_and_a_frame_still_held_stays_readable_until_freed():
+    before = shm_names()
+    frames = SharedFrames()
+    kept = frames.copy_of(np.full(FRAME, 9, np.uint8))
+    dropped = frames.new_frame(FRAME)
+    del dropped
+    assert len(shm_names() - before) == 2
+    frames.close()
+    assert shm_names() == before
+    assert int(kept.sum()) == 9 * kept.size  # unmapped only when freed: reading it now must not crash
+    with pytest.raises(RuntimeError, match="closed"):
+        frames.new_frame(FRAME)
+    del kept
