@@ -99,8 +99,9 @@ class BatchingSettings(StrictModel):
     # more threads only compete with inference); a GPU station with spare cores needs several.
     prepare_threads: int = Field(default=1, ge=1, le=64)
     # Worker processes that prepare the frames instead (0: none). Threads share one interpreter, so on
-    # many cores processes can prepare more frames a second; each costs the station process a copy of
-    # the frame and a hand-over (see the README's GPU section for what was measured).
+    # many cores processes can prepare more frames a second; each frame costs the station process a
+    # hand-over (and a copy, for sources that cannot build frames in shared memory: the video source).
+    # Frames alive at once then live in /dev/shm. See the README's GPU section for what was measured.
     prepare_processes: int = Field(default=0, ge=0, le=64)
     # Threads that each take a batch and run the model, so that one batch's inference overlaps the
     # next one's gathering and the last one's decisions. None: 2 for ONNX Runtime on a CPU (each with
