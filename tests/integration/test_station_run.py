@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from inspection.bundle import load_bundle
-from inspection.errors import ConfigError
+from inspection.errors import ConfigError, InspectionError
 from inspection.preprocess import prepare
 from station.archive import Archive, verify_archive
 from station.config import StationConfig, load_station_config
@@ -111,6 +111,32 @@ def test_folder_replay_faults_a_corrupt_frame_and_still_balances(tiny_bundle, tm
     with Archive.open(tmp_path / "arch", create=False) as archive:
         faults = [r for r in archive.records() if r["verdict"] == "fault"]
     assert any("corrupt" in r["reason"] for r in faults)
+
+
+def test_dev_shm_filling_up_mid_run_ends_the_run_with_the_fix_and_every_read_item_recorded(tiny_bundle, tmp_path, monkeypatch):
+    rng = np.random.default_rng(1)
+    for i in range(40):  # each frame its own size: every frame needs a new shared buffer
+        write_png(tmp_path / "frames" / f"{i:03d}.png", rng.integers(0, 256, (60 + i, 80, 3), dtype=np.uint8))
+    real_fallocate, reserved = os.posix_fallocate, []
+
+    def fills_up(fd, offset, length):
+        if length > 10_000 and len(reserved) >= 12:  # frame buffers; the workers' small slots always fit
+            raise OSError(28, "No space left on device")
+        reserved.append(length)
+        real_fallocate(fd, offset, length)
+
+    monkeypatch.setattr(os, "posix_fallocate", fills_up)
+    config = load_station_config(write_config(tmp_path / "s.yaml", bundle=str(tiny_bundle), station={"lot": "SHM"},
+                                              batching={"prepare_processes": 1},
+                                              source={"kind": "folder", "path": str(tmp_path / "frames")},
+                                              archive={"path": str(tmp_path / "arch"), "pass_sample_every": 1}))
+    with pytest.raises(InspectionError, match=r"No space left on device\): free space in /dev/shm, or set "
+                                              r"batching.prepare_processes to 0"):
+        run_station(config, RunLimits(), progress=False)
+    assert verify_archive(tmp_path / "arch").ok
+    with Archive.open(tmp_path / "arch", create=False) as archive:
+        sequences = [r["sequence"] for r in archive.records("SHM")]
+    assert 0 < len(sequences) < 40 and sequences == list(range(1, len(sequences) + 1))
 
 
 def test_serving_preprocessing_equals_evaluation_bit_for_bit(tiny_bundle, tmp_path):
