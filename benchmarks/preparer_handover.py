@@ -49,7 +49,7 @@ def hand_over(images: list[np.ndarray], spec, processes: int, in_place: bool) ->
     preparers = PreparerProcesses(spec, processes, shared)
     results, errors = threading.Semaphore(0), []
 
-    def on_done(prepared, error):
+    def on_done(prepared, error, prepare_ms):
         if error is not None:
             errors.append(error)
         results.release()

@@ -79,7 +79,7 @@ def answer_at_once(connection: Connection, spec) -> None:
     if connection.recv() is None:  # the prepared buffers' names; None: closed before
         return
     while (message := connection.recv()) is not None:
-        connection.send((message[0], None))
+        connection.send((message[0], None, 0.0))
 
 
 @contextlib.contextmanager

@@ -142,6 +142,8 @@ class StationPipeline:
         self._source_alarms_seen = 0
         self._frame_shape: tuple[int, ...] | None = None  # of the first usable frame
         self.tally = PipelineTally()
+        if preparer_processes is not None:
+            self.tally.stage_ms["handover"] = TimingHistogram()
         self.backlog: list[ItemRecord] = []
         self.gate: RejectGate = gate_factory(self._on_gate_event)
         self.archive_queue_at_last_decision = 0
@@ -289,7 +291,7 @@ class StationPipeline:
         thread); False when a preparer died: the item is a fault and the line stops."""
         started = time.perf_counter()
 
-        def prepared_elsewhere(prepared: np.ndarray | None, error: str | None) -> None:
+        def prepared_elsewhere(prepared: np.ndarray | None, error: str | None, prepare_ms: float | None) -> None:
             if error is not None:
                 if error.startswith(CORRUPT_FRAME):
                     self._fault_unusable(sequence, item, error)
@@ -299,8 +301,9 @@ class StationPipeline:
                     self.stop(f"station: {processes.failure}; line stopped")
                 return
             item.prepared = prepared
-            # From hand-over to result: the copy, the wait for a worker and the preparation.
-            self.tally.stage_ms["prepare"].record((time.perf_counter() - started) * 1000)
+            self.tally.stage_ms["prepare"].record(prepare_ms)  # in the worker: the same step as on a thread
+            # From hand-over to result: the wait for a worker, the preparation and the hand-back.
+            self.tally.stage_ms["handover"].record((time.perf_counter() - started) * 1000)
             self._queue_prepared(sequence, item)
 
         try:

@@ -23,6 +23,7 @@ import multiprocessing
 import queue
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -43,8 +44,9 @@ STARTUP_TIMEOUT_S = 60.0
 # How a frame that `prepare` refuses is reported, here and by the station's own preparation.
 CORRUPT_FRAME = "corrupt frame"
 
-# (prepared uint8 HxWxC or None, error text or None): called on the worker's collector thread.
-PreparedCallback = Callable[[np.ndarray | None, str | None], None]
+# (prepared uint8 HxWxC or None, error text or None, milliseconds the worker spent preparing it or None
+# when it did not): called on the worker's collector thread.
+PreparedCallback = Callable[[np.ndarray | None, str | None, float | None], None]
 
 
 class PreparerFailed(InspectionError):
@@ -173,7 +175,7 @@ class PreparerProcesses:
         connection = self._connections[worker]
         while True:
             try:
-                number, error = connection.recv()
+                number, error, prepare_ms = connection.recv()
             except (EOFError, OSError):
                 # Closing, a worker ends once it has sent back all it held; one that ends holding
                 # frames, or ends before closing, died.
@@ -186,7 +188,7 @@ class PreparerProcesses:
                 on_done, slot.on_done, slot.image = slot.on_done, None, None
             self._free.put(slot)
             try:
-                on_done(prepared, error)
+                on_done(prepared, error, prepare_ms)
             except Exception as exc:  # the caller's bug: stop taking frames, but go on handing back the rest
                 with self._busy_lock:
                     if self._failure is None:
@@ -214,7 +216,7 @@ class PreparerProcesses:
                 if slot.worker == worker:
                     slot.on_done, slot.image = None, None
         for on_done in pending:
-            on_done(None, message)
+            on_done(None, message, None)
 
     def close(self) -> None:
         """Stop the workers once they have finished what they hold, and free the shared memory."""
@@ -253,12 +255,12 @@ def serve(connection: Connection, spec: InputSpec) -> None:
     cv2.setNumThreads(1)  # a process per core: OpenCV's own threads would only compete with the others
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches the whole process group; the station decides
     connection.send("ready")
-    if (prepared_names := connection.recv()) is None:  # the station closed before it gave out the slots
+    if (prepared_names := _next_message(connection)) is None:  # the station closed before it gave out the slots
         return
     prepared_buffers = {number: SharedMemory(name=name) for number, name in prepared_names.items()}
     slot_frames: dict[int, SharedMemory] = {}  # frames copied into a slot, by slot number
     shared_frames: dict[str, SharedMemory] = {}  # the source's shared frame buffers, by name
-    while (message := connection.recv()) is not None:
+    while (message := _next_message(connection)) is not None:
         number, shape, dtype, strides, offset, (kind, name) = message
         if kind == "shared":
             if name not in shared_frames:
@@ -270,10 +272,23 @@ def serve(connection: Connection, spec: InputSpec) -> None:
                 slot_frames[number] = SharedMemory(name=name)
             memory = slot_frames[number]
         frame = np.ndarray(shape, dtype, buffer=memory.buf, offset=offset, strides=strides)
-        connection.send((number, _prepare_into(frame, prepared_buffers[number], spec)))
+        started = time.perf_counter()
+        error = _prepare_into(frame, prepared_buffers[number], spec)
         del frame  # a live view would keep its buffer from being detached
+        try:
+            connection.send((number, error, (time.perf_counter() - started) * 1000))
+        except OSError:  # the station is gone
+            break
     for memory in (*slot_frames.values(), *shared_frames.values(), *prepared_buffers.values()):
         _detach(memory)
+
+
+def _next_message(connection: Connection):
+    """The station's next message; None, to end, also when the station is gone (killed: the pipe closed)."""
+    try:
+        return connection.recv()
+    except (EOFError, OSError):
+        return None
 
 
 def _prepare_into(frame: np.ndarray, prepared_memory: SharedMemory, spec: InputSpec) -> str | None:

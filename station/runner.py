@@ -64,6 +64,7 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
     recovered: tuple[str, list[int]] = ("", [])
     preparers: PreparerProcesses | None = None
     shared_frames: SharedFrames | None = None
+    source: FrameSource | None = None
     try:
         if config.batching.prepare_processes:
             # The source builds its frames where the preparer processes read them, with no copy between.
@@ -171,6 +172,8 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
                 summary["warnings"].append(f"latency histogram {latency_png} not written: {exc.strerror or exc}")
         return summary
     finally:
+        if source is not None:
+            source.close()  # again after a normal run (safe); after a failed one, a camera stops grabbing
         if preparers is not None:
             preparers.close()  # the pipeline has closed them unless the run failed before it started
         if shared_frames is not None:

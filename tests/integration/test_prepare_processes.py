@@ -22,12 +22,14 @@ class Results:
 
     def __init__(self) -> None:
         self.by_number: dict[int, tuple[np.ndarray | None, str | None]] = {}
+        self.prepare_ms: dict[int, float | None] = {}  # what the worker spent preparing each
         self._arrived = threading.Condition()
 
     def callback(self, number: int):
-        def on_done(prepared, error):
+        def on_done(prepared, error, prepare_ms):
             with self._arrived:
                 self.by_number[number] = (prepared, error)
+                self.prepare_ms[number] = prepare_ms
                 self._arrived.notify_all()
         return on_done
 
@@ -66,6 +68,7 @@ def test_processes_prepare_every_frame_byte_for_byte_as_prepare_does(preparers):
         prepared, error = results.by_number[number]
         assert error is None
         assert prepared.dtype == np.uint8 and np.array_equal(prepared, prepare(image, SPEC)), number
+        assert 0 < results.prepare_ms[number] < 10_000
 
 
 def test_a_corrupt_frame_is_reported_and_the_worker_goes_on(preparers):
@@ -108,6 +111,7 @@ def test_a_worker_that_dies_fails_the_frames_it_held_and_every_later_one(prepare
     failed = [error for error in errors if error is not None]
     assert len(failed) == SLOTS_PER_PROCESS
     assert all(error == f"preparer process 1 stopped (exit code -{int(signal.SIGKILL)}); restart the station" for error in failed)
+    assert sorted(ms is None for ms in results.prepare_ms.values()) == [False] * SLOTS_PER_PROCESS + [True] * SLOTS_PER_PROCESS
     with pytest.raises(PreparerFailed, match="preparer process 1 stopped"):
         pool.submit(image, results.callback(100), wait=True)
 
@@ -166,7 +170,7 @@ def test_a_callback_that_fails_stops_new_frames_but_the_rest_still_come_back(pre
     pool, results, image = preparers(1), Results(), frames()[0]
     second_frame_handed_over = threading.Event()
 
-    def broken(prepared, error):
+    def broken(prepared, error, prepare_ms):
         # Fails only once the second frame is with the worker: the frame it must still hand back.
         second_frame_handed_over.wait(timeout=30)
         raise KeyError("item 7")

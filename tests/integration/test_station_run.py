@@ -133,6 +133,7 @@ def test_dev_shm_filling_up_mid_run_ends_the_run_with_the_fix_and_every_read_ite
     with pytest.raises(InspectionError, match=r"No space left on device\): free space in /dev/shm, or set "
                                               r"batching.prepare_processes to 0"):
         run_station(config, RunLimits(), progress=False)
+    assert not any(t.name.startswith("replay-decode") for t in threading.enumerate())  # the failed run closed its source
     assert verify_archive(tmp_path / "arch").ok
     with Archive.open(tmp_path / "arch", create=False) as archive:
         sequences = [r["sequence"] for r in archive.records("SHM")]
@@ -315,13 +316,15 @@ def test_a_pool_of_preparers_keeps_one_outcome_per_item_in_sequence(tiny_bundle,
     if rate_hz is None:
         assert s["fault"] == 0  # unpaced replay waits for room: nothing overruns
     if "prepare_threads" in preparers:
-        assert s["preparation"] == {"threads": 3}
+        assert s["preparation"] == {"threads": 3} and "handover" not in s["stage_ms"]
     else:  # the line's 16 pool items rendered into shared memory, every frame read there in place
         assert s["preparation"]["processes"] == 2 and s["preparation"]["shared_frame_buffers"] == 16
         assert s["preparation"]["frames_copied"] == 0
         # Paced, a frame with every slot busy is an overrun before it is handed over.
         assert 150 - s["overruns"] <= s["preparation"]["frames_read_in_place"] <= 150
         assert s["preparation"]["frames_read_in_place"] == 150 or rate_hz is not None
+        # "prepare" is the worker's own time, as on a thread; "handover" adds the waits and the hand-back.
+        assert s["stage_ms"]["prepare"]["p50"] < s["stage_ms"]["handover"]["p50"]
 
 
 def test_preparer_processes_are_ready_before_the_camera_opens(tiny_bundle, tmp_path, monkeypatch):
