@@ -29,6 +29,7 @@ fi
 export PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
 cli="python3 -m inspection.cli"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
+df -h /dev/shm  # preparer processes keep the line's frames there (the synthetic line's pool: 236 MB)
 timeout 100 python3 -m pytest -q -p no:cacheprovider tests/integration/test_gpu_backends.py \
     tests/integration/test_backend_conformance.py tests/integration/test_tensorrt.py 2>&1 | tail -n 15 | tee "$out/gpu_tests.log"
 timeout 240 $cli bench --models resnet18,mobilenet_v3_small --backends torch,tensorrt \
@@ -38,7 +39,7 @@ cat "$out/bench_gpu.md" 2>/dev/null
 # The station's own cost per frame with a free model (the bench's resnet18 bundle: 224 px, cropped around the item).
 station_bundle=$(ls -d /tmp/bench-cache/resnet18-224-crop* 2>/dev/null | head -n 1)
 [ -n "$station_bundle" ] && timeout 150 python3 benchmarks/station_overhead.py "$station_bundle" --frames 20000 \
-    --prepare-threads 1,8 --prepare-processes 8 --out "$out/station_overhead.json" 2>&1 | tail -n 5
+    --prepare-threads 1,8 --prepare-processes 8 --out "$out/station_overhead.json" 2>&1 | tail -n 12
 [ -n "$station_bundle" ] && timeout 40 python3 benchmarks/preparer_handover.py "$station_bundle" \
     --out "$out/preparer_handover.json" 2>&1 | tail -n 2
 synth() {  # synth DIR PRODUCT

@@ -46,7 +46,7 @@ import station.runner
 from inspection.backends import BackendKind
 from inspection.bundle import load_bundle
 from inspection.cli import run_guarded
-from inspection.errors import ConfigError
+from inspection.errors import ConfigError, InspectionError
 from inspection.input_spec import ShrinkMode
 from inspection.item_crop import locate_item
 from inspection.preprocess import prepare
@@ -216,11 +216,14 @@ def main() -> int:
             + [({"prepare_processes": count}, free, copy) for count in processes for copy in (False, True)
                for free in (False, True)])
     for preparation, free_prepare, copy_frames in plan:
-        row = run(args.bundle, args.frames, preparation, free_prepare, args.product, copy_frames)
         frames_are = {"frames": "copied" if copy_frames else "in place"} if "prepare_processes" in preparation else {}
+        try:
+            row = run(args.bundle, args.frames, preparation, free_prepare, args.product, copy_frames)
+        except InspectionError as exc:  # e.g. no room in /dev/shm for the processes' frames: keep the other rows
+            row = {"failed": str(exc)}
         result["runs"].append({**preparation, **frames_are, "prepare": "free" if free_prepare else "real", **row})
-        print(f"{preparation} {frames_are}, prepare {'free' if free_prepare else 'real'}: {row['fps']:,.0f} frames/s",
-              file=sys.stderr)
+        outcome = row["failed"] if "failed" in row else f"{row['fps']:,.0f} frames/s"
+        print(f"{preparation} {frames_are}, prepare {'free' if free_prepare else 'real'}: {outcome}", file=sys.stderr)
     result["preparation_alone"] = preparation_alone(args.bundle, min(args.frames, 3000), args.product)
     print(f"preparation alone: {result['preparation_alone']}", file=sys.stderr)
     write_or_print(result, args.out)

@@ -56,6 +56,10 @@ def markdown_table(result: dict) -> str:
         lines += ["", "| station (synthetic line, unpaced, no archive) | backend | batch | preparation | station fps | raw fps | ratio |",
                   "|---|---|---:|---|---:|---:|---:|"]
         for s in result["station"]:
+            if "failed" in s:
+                lines.append(f"| {s['model']} | {s['backend']} {s['device']} {s['precision']} | {s['max_batch']} | "
+                             f"{_preparation(s)} | failed: {s['failed']} | - | - |")
+                continue
             lines.append(f"| {s['model']} | {s['backend']} {s['device']} {s['precision']} | {s['max_batch']} | {_preparation(s)} | "
                          f"{s['throughput_fps']:,.0f} | {s['backend_raw_fps']:,.0f} | {s['throughput_vs_raw']:.2f} |")
     if result.get("training"):

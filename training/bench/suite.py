@@ -13,7 +13,7 @@ import numpy as np
 
 from inspection.bundle import INT8_ONNX_NAME, QuantizedModelEntry, load_bundle, reseal_with
 from inspection.console import progress_bar
-from inspection.errors import ConfigError
+from inspection.errors import ConfigError, InspectionError
 from inspection.preprocess import prepare
 from inspection.synthetic.render import CLASSES, render_item
 from training.bench.backend_speed import Combination, measure_combination
@@ -104,8 +104,13 @@ def run_suite(models, backends, precisions, batch_sizes, budget_s: float, size_p
             # is faster depends on the host: both are measured); a CPU station's cores run the model.
             preparers = max(1, min(8, (os.cpu_count() or 2) - 4))
             for preparation in ({"prepare_threads": preparers}, {"prepare_processes": preparers}) if cuda else ({},):
-                add("station", dict(measure_station(path, backend, device, precision, batch, station_frames, threads,
-                                                    preparation), model=model))
+                try:
+                    row = measure_station(path, backend, device, precision, batch, station_frames, threads, preparation)
+                except InspectionError as exc:  # e.g. no room in /dev/shm for the processes: keep the other rows
+                    row = {"backend": backend, "device": device, "precision": precision, "max_batch": batch,
+                           "preparation": {way.removeprefix("prepare_"): count for way, count in preparation.items()},
+                           "failed": str(exc)}
+                add("station", dict(row, model=model))
             bar.advance(task)
             if training:
                 bar.update(task, description=f"training {model}")

@@ -84,6 +84,33 @@ def test_station_rows_name_who_prepared_the_frames_including_rows_from_before_pr
     assert [row.split(" | ")[3] for row in rows] == ["8 processes", "1 thread", "8 threads"]
 
 
+def test_a_station_row_that_fails_is_kept_with_its_error_and_the_suite_goes_on(tmp_path, monkeypatch):
+    import training.bench.suite as suite
+    from station.shared_frames import SharedMemoryFull
+
+    monkeypatch.setattr(suite, "machine_record", lambda: {**MACHINE, "gpu": "Test GPU"})
+    monkeypatch.setattr(suite, "bundle_for", lambda *args, **kwargs: tmp_path)
+    monkeypatch.setattr(suite, "measure_training", lambda *args: {"loop_images_per_s": 1.0})
+
+    def station(path, backend, device, precision, batch, frames, threads, preparation):
+        if "prepare_processes" in preparation:
+            raise SharedMemoryFull("cannot allocate 921,600 bytes of shared memory (No space left on device): free space "
+                                   "in /dev/shm, or set batching.prepare_processes to 0")
+        return {"backend": backend, "device": device, "precision": precision, "max_batch": batch, "throughput_fps": 3000.0,
+                "backend_raw_fps": 20000.0, "throughput_vs_raw": 0.15, "preparation": {"threads": 8}}
+
+    monkeypatch.setattr(suite, "measure_station", station)
+    result = suite.run_suite(["m"], ["torch"], ["fp16"], [], 1.0, 64, None, 10, True, tmp_path, progress=False)
+    threads, processes = result["station"]
+    assert threads["throughput_fps"] == 3000.0 and "failed" not in threads
+    assert processes["failed"].startswith("cannot allocate") and processes["preparation"]["processes"] >= 1
+    assert len(result["training"]) == 1  # measured after the failed row
+    table = markdown_table({**result, "machine": MACHINE, "created_utc": "t0", "training": []})
+    failed_row = next(line for line in table.splitlines() if "failed:" in line)
+    assert failed_row.startswith("| m | torch cuda fp16 | 64 | ") and " process" in failed_row
+    assert "| failed: cannot allocate 921,600 bytes of shared memory (No space left on device)" in failed_row
+
+
 def test_every_row_measured_is_handed_on_at_once_and_kept_beside_the_result(tmp_path, monkeypatch):
     import training.bench.suite as suite
     from training.bench.report import partial_path, write_partial
