@@ -12,7 +12,8 @@ one inference worker (as a GPU station runs):
   prepare "free"     the same with `prepare` handing back a ready image: the rest of the per-item path.
   station_process_cpu_us_per_frame   CPU time of the station's own process (all its threads, not its
                      preparer processes) per frame: with preparer processes, what a host with more
-                     cores cannot spread.
+                     cores cannot spread; also split into user and system time, and the process's
+                     context switches (voluntary and not) per frame.
 Per number of preparer processes (`batching.prepare_processes`), the same two runs; in the free one
 the workers answer at once without preparing anything (`answer_at_once`), so it measures the
 hand-over: the station process's ceiling with processes, however many cores prepare. Each twice:
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import resource
 import sys
 import time
 from collections.abc import Iterator
@@ -133,14 +135,17 @@ def run(bundle_path: Path, frames: int, preparation: dict, free_prepare: bool, p
     station.runner.open_backend = lambda *args, **kwargs: model
     if free_prepare:
         station.pipeline.prepare = lambda image, spec: ready
-    cpu_s = []
+    spent = {}
 
     def run_counting_cpu(pipeline, *args, **kwargs):
-        started = time.process_time()  # this process's threads only: preparer processes are not counted
+        # This process's threads only (ended ones too): preparer processes are not counted.
+        started, usage = os.times(), resource.getrusage(resource.RUSAGE_SELF)
         try:
             return real_run(pipeline, *args, **kwargs)
         finally:
-            cpu_s.append(time.process_time() - started)
+            ended, usage_ended = os.times(), resource.getrusage(resource.RUSAGE_SELF)
+            spent.update(user_s=ended.user - started.user, system_s=ended.system - started.system,
+                         switches=(usage_ended.ru_nvcsw + usage_ended.ru_nivcsw) - (usage.ru_nvcsw + usage.ru_nivcsw))
 
     StationPipeline.run = run_counting_cpu
     try:
@@ -156,7 +161,10 @@ def run(bundle_path: Path, frames: int, preparation: dict, free_prepare: bool, p
         station.runner.open_backend, station.pipeline.prepare, StationPipeline.run = real_open, real_prepare, real_run
     return {"frames": summary["frames"], "fps": round(summary["throughput_fps"], 1),
             "core_us_per_frame_if_serial": round(1e6 / summary["throughput_fps"], 1),
-            "station_process_cpu_us_per_frame": round(cpu_s[0] * 1e6 / summary["frames"], 1),
+            "station_process_cpu_us_per_frame": round((spent["user_s"] + spent["system_s"]) * 1e6 / summary["frames"], 1),
+            "station_process_user_us_per_frame": round(spent["user_s"] * 1e6 / summary["frames"], 1),
+            "station_process_system_us_per_frame": round(spent["system_s"] * 1e6 / summary["frames"], 1),
+            "station_process_context_switches_per_frame": round(spent["switches"] / summary["frames"], 2),
             "mean_batch_size": summary.get("mean_batch_size"), "prepare_ms": summary["stage_ms"]["prepare"],
             "preparation": summary["preparation"]}
 
