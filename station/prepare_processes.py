@@ -24,6 +24,7 @@ import queue
 import signal
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -41,6 +42,10 @@ from station.shared_frames import SharedFrames, SharedMemoryFull, allocate_share
 # waits for the station; more would only add frames waiting between camera and gate.
 SLOTS_PER_PROCESS = 3
 STARTUP_TIMEOUT_S = 60.0
+# A worker keeps this many of the source's shared frame buffers mapped (more than the station keeps,
+# in use and free), unmapping the longest unused beyond it: the station releases buffers, and their
+# memory is only returned once no process maps them.
+ATTACHED_FRAME_BUFFERS = 256
 # How a frame that `prepare` refuses is reported, here and by the station's own preparation.
 CORRUPT_FRAME = "corrupt frame"
 
@@ -259,12 +264,16 @@ def serve(connection: Connection, spec: InputSpec) -> None:
         return
     prepared_buffers = {number: SharedMemory(name=name) for number, name in prepared_names.items()}
     slot_frames: dict[int, SharedMemory] = {}  # frames copied into a slot, by slot number
-    shared_frames: dict[str, SharedMemory] = {}  # the source's shared frame buffers, by name
+    shared_frames: OrderedDict[str, SharedMemory] = OrderedDict()  # the source's buffers, by name, last used last
     while (message := _next_message(connection)) is not None:
         number, shape, dtype, strides, offset, (kind, name) = message
         if kind == "shared":
-            if name not in shared_frames:
+            if name in shared_frames:
+                shared_frames.move_to_end(name)
+            else:
                 shared_frames[name] = SharedMemory(name=name)
+                if len(shared_frames) > ATTACHED_FRAME_BUFFERS:
+                    _detach(shared_frames.popitem(last=False)[1])
             memory = shared_frames[name]
         else:
             if name is not None:  # the slot's frame buffer was replaced by a larger one

@@ -7,7 +7,8 @@ to the workers with no copy: a frame is sent as its buffer's name and place.
 
 A buffer is in use as long as its frame array, or any view of it, lives: the station keeps a frame
 until its record is archived. When Python frees the last reference, the buffer goes back on the free
-list for the next frame of the same size.
+list for the next frame of the same size; beyond KEEP_FREE_BUFFERS free ones (a folder of images of
+many sizes, an archive backlog drained) it is released, so /dev/shm holds about what is in use.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import numpy as np
 from numpy.lib.array_utils import byte_bounds
 
 from inspection.errors import InspectionError
+
+KEEP_FREE_BUFFERS = 64  # about 60 MB of 640x480 colour frames
 
 class SharedMemoryFull(InspectionError):
     """No room in /dev/shm for a shared buffer."""
@@ -50,8 +53,8 @@ class SharedFrames:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._free: dict[int, list[SharedMemory]] = {}  # by size in bytes
-        self._blocks: list[SharedMemory] = []
-        # (block start addresses, sorted; the blocks in the same order): replaced whole, so that
+        self._free_count = 0
+        # Every buffer: (start addresses, sorted; the buffers in the same order). Replaced whole, so that
         # `locate` reads it without the lock.
         self._index: tuple[list[int], list[SharedMemory]] = ([], [])
         self._closed = False
@@ -65,6 +68,7 @@ class SharedFrames:
                 raise RuntimeError("the shared frame buffers are closed")
             free = self._free.get(size_bytes)
             memory = free.pop() if free else None
+            self._free_count -= memory is not None
         if memory is None:
             memory = self._add_block(size_bytes)
         frame = np.ndarray(shape, dtype, buffer=memory.buf)
@@ -91,30 +95,36 @@ class SharedFrames:
 
     @property
     def buffers(self) -> int:
-        return len(self._blocks)
+        return len(self._index[0])
 
     def _add_block(self, size_bytes: int) -> SharedMemory:
         memory = allocate_shared_memory(size_bytes)
         probe = np.frombuffer(memory.buf, np.uint8)
         start = probe.ctypes.data
-        del probe  # a live view would keep the block from being closed
+        del probe
         with self._lock:
             if self._closed:  # closed while this block was made
                 release_shared_memory(memory)
                 raise RuntimeError("the shared frame buffers are closed")
-            self._blocks.append(memory)
             starts, blocks = self._index
             place = bisect.bisect_right(starts, start)
             self._index = (starts[:place] + [start] + starts[place:], blocks[:place] + [memory] + blocks[place:])
         return memory
 
     def _give_back(self, memory: SharedMemory, size_bytes: int) -> None:
-        # Runs as the frame array is freed, after its last use: the buffer is free (or, its pool closed, unmapped).
+        # Runs as the frame array is freed, after its last use: the buffer is free to reuse, or to unmap.
         with self._lock:
-            if not self._closed:
-                self._free.setdefault(size_bytes, []).append(memory)
+            if self._closed:  # its name is already gone
+                memory.close()
                 return
-        memory.close()
+            if self._free_count < KEEP_FREE_BUFFERS:
+                self._free.setdefault(size_bytes, []).append(memory)
+                self._free_count += 1
+                return
+            starts, blocks = self._index
+            place = blocks.index(memory)  # before it is unmapped: `locate` must never find a stale address
+            self._index = (starts[:place] + starts[place + 1:], blocks[:place] + blocks[place + 1:])
+        release_shared_memory(memory)
 
     def close(self) -> None:
         """Remove every buffer's name from /dev/shm and unmap the free ones; a buffer that still holds a
@@ -125,8 +135,9 @@ class SharedFrames:
             self._closed = True
             free = [memory for memories in self._free.values() for memory in memories]
             self._free.clear()
+            blocks = self._index[1]
             self._index = ([], [])
-        for memory in self._blocks:
+        for memory in blocks:
             memory.unlink()
         for memory in free:
             memory.close()

@@ -10,8 +10,8 @@ import pytest
 from inspection.input_spec import InputSpec
 from inspection.preprocess import prepare
 from inspection.synthetic import render_item
-from station.prepare_processes import SLOTS_PER_PROCESS, PreparerFailed, PreparerProcesses
-from station.shared_frames import SharedFrames
+from station.prepare_processes import ATTACHED_FRAME_BUFFERS, SLOTS_PER_PROCESS, PreparerFailed, PreparerProcesses
+from station.shared_frames import KEEP_FREE_BUFFERS, SharedFrames
 
 SPEC = InputSpec(size_px=48, channels=3, colour_order="bgr", mean=(0.5,) * 3, std=(0.25,) * 3,
                  item_crop_fraction=0.6, shrink="box_then_linear")
@@ -160,6 +160,31 @@ def test_frames_in_shared_memory_are_read_in_place_and_prepared_byte_for_byte(pr
             for number, image in enumerate(images):
                 prepared, error = results.by_number[number]
                 assert error is None and np.array_equal(prepared, prepare(image, SPEC)), number
+        finally:
+            pool.close()
+    finally:
+        shared.close()
+
+
+def test_frames_of_ever_new_sizes_keep_shared_memory_bounded_and_are_prepared_right(preparers):
+    """A folder of images of many sizes: the station releases buffers beyond those it keeps free, and a
+    worker unmaps those it has not used for longest (more sizes here than either keeps)."""
+    shared = SharedFrames()
+    try:
+        pool, results = PreparerProcesses(SPEC, 1, shared), Results()
+        try:
+            base = render_item(5, 0, "cracked", 400, 300).image
+            sizes = [(120 + i % 150, 160 + i // 150) for i in range(ATTACHED_FRAME_BUFFERS + 60)]
+            expected = {}
+            for number, (height, width) in enumerate(sizes):
+                frame = shared.copy_of(base[:height, :width])
+                expected[number] = prepare(frame, SPEC)
+                assert pool.submit(frame, results.callback(number), wait=True)
+                del frame  # as the station lets go of a frame once it is decided
+                assert shared.buffers <= KEEP_FREE_BUFFERS + SLOTS_PER_PROCESS + 1
+            results.wait_for(len(sizes))
+            assert all(results.by_number[n][1] is None and np.array_equal(results.by_number[n][0], expected[n])
+                       for n in expected)
         finally:
             pool.close()
     finally:

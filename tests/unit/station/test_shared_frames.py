@@ -6,7 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from station.shared_frames import SharedFrames, SharedMemoryFull, allocate_shared_memory, release_shared_memory
+from station.shared_frames import (KEEP_FREE_BUFFERS, SharedFrames, SharedMemoryFull, allocate_shared_memory,
+                                   release_shared_memory)
 
 FRAME = (480, 640, 3)
 
@@ -84,3 +85,16 @@ def test_closing_removes_every_name_and_a_frame_still_held_stays_readable_until_
     with pytest.raises(RuntimeError, match="closed"):
         frames.new_frame(FRAME)
     del kept
+
+
+def test_beyond_the_free_buffers_kept_a_freed_buffer_is_released_so_many_sizes_do_not_fill_dev_shm(shared):
+    before = shm_names()
+    frames = [shared.new_frame((100 + size, 64)) for size in range(KEEP_FREE_BUFFERS + 20)]  # every one its own size
+    assert shared.buffers == KEEP_FREE_BUFFERS + 20
+    while frames:
+        frames.pop(0)  # freed in order: the first ones are kept
+    assert shared.buffers == KEEP_FREE_BUFFERS and len(shm_names() - before) == KEEP_FREE_BUFFERS
+    reused = shared.new_frame((100, 64))  # the first size's buffer was kept: reused, nothing new
+    assert shared.buffers == KEEP_FREE_BUFFERS and shared.locate(reused) is not None
+    kept_starts, kept_blocks = shared._index
+    assert len(kept_starts) == len(kept_blocks) == KEEP_FREE_BUFFERS and kept_starts == sorted(kept_starts)
