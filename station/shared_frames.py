@@ -26,6 +26,7 @@ from inspection.errors import InspectionError
 
 KEEP_FREE_BUFFERS = 64  # about 60 MB of 640x480 colour frames
 
+
 class SharedMemoryFull(InspectionError):
     """No room in /dev/shm for a shared buffer."""
 
