@@ -83,12 +83,13 @@ def camera_station(tiny_bundle, tmp_path, monkeypatch, live_source, live_pipelin
     cv2.imwrite(str(images / "a.png"), ramp)
     archive = tmp_path / "arch"
 
-    def run(frames: int, after: int, fault, **source) -> dict:
+    def run(frames: int, after: int, fault, batching: dict | None = None, **source) -> dict:
         config = load_station_config(write_config(
             tmp_path / "s.yaml", bundle=str(tiny_bundle), station={"lot": "CAM", "id": "cam-1"},
             source={"kind": "pylon", "emulator_images": str(images), "frame_rate_hz": 100.0, "grab_timeout_ms": 200,
                     **source},
             gate={"transport_delay_ms": 400}, archive={"path": str(archive), "pass_sample_every": 1},
+            batching=batching or {},
         ))
         errors: list[BaseException] = []
 
@@ -117,8 +118,12 @@ def camera_station(tiny_bundle, tmp_path, monkeypatch, live_source, live_pipelin
 
 
 @needs_emulator
-def test_camera_removed_mid_run_faults_the_gap_alarms_and_reconnects(camera_station):
-    s = camera_station(60, 20, lambda source: source.camera.FirePnPCallback.Execute())
+@pytest.mark.parametrize("batching", [{}, {"prepare_processes": 1}])
+def test_camera_removed_mid_run_faults_the_gap_alarms_and_reconnects(camera_station, batching):
+    s = camera_station(60, 20, lambda source: source.camera.FirePnPCallback.Execute(), batching)
+    if batching:  # the camera copied each grab into shared memory, and the worker read it there
+        assert s["preparation"]["frames_copied"] == 0
+        assert s["preparation"]["frames_read_in_place"] == 60 - s["corrupt_frames"]
     assert s["source"].reconnects == 1
     lost = [r for r in s["records"] if r["verdict"] == "fault" and "camera disconnected" in r["reason"]]
     assert len(lost) == 1 and lost[0]["sequence"] > 20
