@@ -39,11 +39,19 @@ class Results:
 
 
 @pytest.fixture()
-def preparers():
+def shared():
+    """Shared frame buffers, as a source with preparer processes builds its frames in; closed after the pools."""
+    frames = SharedFrames()
+    yield frames
+    frames.close()
+
+
+@pytest.fixture()
+def preparers(shared):
     made = []
 
-    def start(processes: int, spec: InputSpec = SPEC) -> PreparerProcesses:
-        made.append(PreparerProcesses(spec, processes))
+    def start(processes: int, spec: InputSpec = SPEC, shared_frames: SharedFrames | None = None) -> PreparerProcesses:
+        made.append(PreparerProcesses(spec, processes, shared_frames))
         return made[-1]
 
     yield start
@@ -145,50 +153,36 @@ def test_no_room_for_shared_memory_is_an_error_that_names_the_fix_and_takes_no_f
     assert 0 not in results.by_number and np.array_equal(results.by_number[1][0], prepare(image, SPEC))
 
 
-def test_frames_in_shared_memory_are_read_in_place_and_prepared_byte_for_byte(preparers):
-    shared = SharedFrames()
-    try:
-        pool, results = PreparerProcesses(SPEC, 2, shared), Results()
-        try:
-            images = [shared.copy_of(image) for image in frames()]
-            images += [images[2][10:200, 20:300], images[0][:, :, 1]]  # views into shared frames: strided
-            images.append(frames()[4])  # not in shared memory: copied into a slot
-            for number, image in enumerate(images):
-                assert pool.submit(image, results.callback(number), wait=True)
-            results.wait_for(len(images))
-            assert (pool.frames_read_in_place, pool.frames_copied) == (len(images) - 1, 1)
-            for number, image in enumerate(images):
-                prepared, error = results.by_number[number]
-                assert error is None and np.array_equal(prepared, prepare(image, SPEC)), number
-        finally:
-            pool.close()
-    finally:
-        shared.close()
+def test_frames_in_shared_memory_are_read_in_place_and_prepared_byte_for_byte(preparers, shared):
+    pool, results = preparers(2, shared_frames=shared), Results()
+    images = [shared.copy_of(image) for image in frames()]
+    images += [images[2][10:200, 20:300], images[0][:, :, 1]]  # views into shared frames: strided
+    images.append(frames()[4])  # not in shared memory: copied into a slot
+    for number, image in enumerate(images):
+        assert pool.submit(image, results.callback(number), wait=True)
+    results.wait_for(len(images))
+    assert (pool.frames_read_in_place, pool.frames_copied) == (len(images) - 1, 1)
+    for number, image in enumerate(images):
+        prepared, error = results.by_number[number]
+        assert error is None and np.array_equal(prepared, prepare(image, SPEC)), number
 
 
-def test_frames_of_ever_new_sizes_keep_shared_memory_bounded_and_are_prepared_right(preparers):
+def test_frames_of_ever_new_sizes_keep_shared_memory_bounded_and_are_prepared_right(preparers, shared):
     """A folder of images of many sizes: the station releases buffers beyond those it keeps free, and a
     worker unmaps those it has not used for longest (more sizes here than either keeps)."""
-    shared = SharedFrames()
-    try:
-        pool, results = PreparerProcesses(SPEC, 1, shared), Results()
-        try:
-            base = render_item(5, 0, "cracked", 400, 300).image
-            sizes = [(120 + i % 150, 160 + i // 150) for i in range(ATTACHED_FRAME_BUFFERS + 60)]
-            expected = {}
-            for number, (height, width) in enumerate(sizes):
-                frame = shared.copy_of(base[:height, :width])
-                expected[number] = prepare(frame, SPEC)
-                assert pool.submit(frame, results.callback(number), wait=True)
-                del frame  # as the station lets go of a frame once it is decided
-                assert shared.buffers <= KEEP_FREE_BUFFERS + SLOTS_PER_PROCESS + 1
-            results.wait_for(len(sizes))
-            assert all(results.by_number[n][1] is None and np.array_equal(results.by_number[n][0], expected[n])
-                       for n in expected)
-        finally:
-            pool.close()
-    finally:
-        shared.close()
+    pool, results = preparers(1, shared_frames=shared), Results()
+    base = render_item(5, 0, "cracked", 400, 300).image
+    sizes = [(120 + i % 150, 160 + i // 150) for i in range(ATTACHED_FRAME_BUFFERS + 60)]
+    expected = {}
+    for number, (height, width) in enumerate(sizes):
+        frame = shared.copy_of(base[:height, :width])
+        expected[number] = prepare(frame, SPEC)
+        assert pool.submit(frame, results.callback(number), wait=True)
+        del frame  # as the station lets go of a frame once it is decided
+        assert shared.buffers <= KEEP_FREE_BUFFERS + SLOTS_PER_PROCESS + 1
+    results.wait_for(len(sizes))
+    assert all(results.by_number[n][1] is None and np.array_equal(results.by_number[n][0], expected[n])
+               for n in expected)
 
 
 def test_a_callback_that_fails_stops_new_frames_but_the_rest_still_come_back(preparers):
