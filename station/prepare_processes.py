@@ -15,11 +15,18 @@ Each worker owns `SLOTS_PER_PROCESS` slots: a prepared buffer and, for frames th
 buffer (grown when a larger frame comes). A slot is busy from `submit` until its result has been copied
 out; a worker that dies fails its busy slots and every later `submit` (`PreparerFailed`), so no frame is
 ever lost.
+
+A worker that finds several frames waiting in its pipe prepares them all and answers them in one
+message (at most `MAX_FRAMES_PER_ANSWER`). Frames only wait there while the worker is busy, so a line
+slower than its workers still gets each frame answered alone, and a busy station wakes its threads
+once per group, not once per frame: each wake-up costs the one station process more than the
+message itself.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import queue
 import signal
 import threading
@@ -38,9 +45,12 @@ from inspection.input_spec import InputSpec
 from inspection.preprocess import prepare
 from station.shared_frames import SharedFrames, SharedMemoryFull, allocate_shared_memory, release_shared_memory
 
-# One frame a worker prepares, one waiting in its pipe, one the station copies in: the worker never
-# waits for the station; more would only add frames waiting between camera and gate.
-SLOTS_PER_PROCESS = 3
+# A worker answers at most this many frames in one message: the first frame of a group waits for
+# the rest to be prepared (8 at about 0.3 ms each), so larger groups would only add latency.
+MAX_FRAMES_PER_ANSWER = 8
+# A group being prepared and the next one waiting in the pipe: the worker never waits for the
+# station; more would only add frames waiting between camera and gate.
+SLOTS_PER_PROCESS = 2 * MAX_FRAMES_PER_ANSWER
 STARTUP_TIMEOUT_S = 60.0
 # A worker keeps this many of the source's shared frame buffers mapped (more than the station keeps,
 # in use and free), unmapping the longest unused beyond it: the station releases buffers, and their
@@ -50,7 +60,7 @@ ATTACHED_FRAME_BUFFERS = 256
 CORRUPT_FRAME = "corrupt frame"
 
 # (prepared uint8 HxWxC or None, error text or None, milliseconds the worker spent preparing it or None
-# when it did not): called on the worker's collector thread.
+# when it did not): called on the collector thread.
 PreparedCallback = Callable[[np.ndarray | None, str | None, float | None], None]
 
 
@@ -80,7 +90,7 @@ class PreparerProcesses:
         self._connections: list[Connection] = []
         self._processes = []
         self._slots: list[_Slot] = []
-        self._collectors: list[threading.Thread] = []
+        self._collector: threading.Thread | None = None
         self._free: queue.Queue[_Slot] = queue.Queue()
         self._busy_lock = threading.Lock()
         self._death_lock = threading.Lock()
@@ -89,6 +99,7 @@ class PreparerProcesses:
         self._shared_frames = shared_frames
         self.frames_read_in_place = 0
         self.frames_copied = 0
+        self.answers = 0  # messages the workers answered with: a busy station gets several frames in each
         for number in range(processes):
             ours, theirs = context.Pipe(duplex=True)
             process = context.Process(target=serve, args=(theirs, spec), name=f"prepare-{number + 1}", daemon=True)
@@ -107,10 +118,8 @@ class PreparerProcesses:
             connection.send({slot.number: slot.prepared.name for slot in self._slots if slot.worker == number})
         for slot in self._slots:
             self._free.put(slot)
-        self._collectors = [threading.Thread(target=self._collect, args=(number,), name=f"prepared-{number + 1}", daemon=True)
-                            for number in range(processes)]
-        for collector in self._collectors:
-            collector.start()
+        self._collector = threading.Thread(target=self._collect, name="prepared", daemon=True)
+        self._collector.start()
 
     def _wait_until_ready(self, number: int, connection: Connection) -> None:
         try:
@@ -176,29 +185,38 @@ class PreparerProcesses:
         np.ndarray(image.shape, image.dtype, buffer=slot.frame.buf)[...] = image  # as it is: the worker checks it
         return "slot", (slot.frame.name if new_buffer else None)
 
-    def _collect(self, worker: int) -> None:
-        connection = self._connections[worker]
-        while True:
-            try:
-                number, error, prepare_ms = connection.recv()
-            except (EOFError, OSError):
-                # Closing, a worker ends once it has sent back all it held; one that ends holding
-                # frames, or ends before closing, died.
-                if not self._closing or self._holds_frames(worker):
-                    self._worker_died(worker)
-                return
-            slot = self._slots[number]
-            prepared = None if error else np.array(np.ndarray(self._prepared_shape, np.uint8, buffer=slot.prepared.buf))
+    def _collect(self) -> None:
+        """One thread for every worker's answers: a thread per worker would mostly wait for the GIL,
+        and each wait is another context switch of the station process."""
+        workers = {connection: worker for worker, connection in enumerate(self._connections)}
+        while workers:
+            for connection in multiprocessing.connection.wait(list(workers)):
+                worker = workers[connection]
+                try:
+                    answers = connection.recv()
+                except (EOFError, OSError):
+                    # Closing, a worker ends once it has sent back all it held; one that ends holding
+                    # frames, or ends before closing, died.
+                    del workers[connection]
+                    if not self._closing or self._holds_frames(worker):
+                        self._worker_died(worker)
+                    continue
+                self.answers += 1
+                for number, error, prepare_ms in answers:
+                    self._hand_back(self._slots[number], error, prepare_ms)
+
+    def _hand_back(self, slot: _Slot, error: str | None, prepare_ms: float | None) -> None:
+        prepared = None if error else np.array(np.ndarray(self._prepared_shape, np.uint8, buffer=slot.prepared.buf))
+        with self._busy_lock:
+            on_done, slot.on_done, slot.image = slot.on_done, None, None
+        self._free.put(slot)
+        try:
+            on_done(prepared, error, prepare_ms)
+        except Exception as exc:  # the caller's bug: stop taking frames, but go on handing back the rest
             with self._busy_lock:
-                on_done, slot.on_done, slot.image = slot.on_done, None, None
-            self._free.put(slot)
-            try:
-                on_done(prepared, error, prepare_ms)
-            except Exception as exc:  # the caller's bug: stop taking frames, but go on handing back the rest
-                with self._busy_lock:
-                    if self._failure is None:
-                        self._failure = (f"handing back a prepared frame failed ({type(exc).__name__}: {exc}); "
-                                         "restart the station")
+                if self._failure is None:
+                    self._failure = (f"handing back a prepared frame failed ({type(exc).__name__}: {exc}); "
+                                     "restart the station")
 
     def _holds_frames(self, worker: int) -> bool:
         with self._busy_lock:
@@ -239,8 +257,8 @@ class PreparerProcesses:
                 if process.is_alive():
                     process.kill()
                     process.join()
-        for collector in self._collectors:
-            collector.join(timeout=5.0)
+        if self._collector is not None:
+            self._collector.join(timeout=5.0)
         for connection in self._connections:
             connection.close()
         for slot in self._slots:
@@ -265,31 +283,53 @@ def serve(connection: Connection, spec: InputSpec) -> None:
     prepared_buffers = {number: SharedMemory(name=name) for number, name in prepared_names.items()}
     slot_frames: dict[int, SharedMemory] = {}  # frames copied into a slot, by slot number
     shared_frames: OrderedDict[str, SharedMemory] = OrderedDict()  # the source's buffers, by name, last used last
-    while (message := _next_message(connection)) is not None:
-        number, shape, dtype, strides, offset, (kind, name) = message
-        if kind == "shared":
-            if name in shared_frames:
-                shared_frames.move_to_end(name)
-            else:
-                shared_frames[name] = SharedMemory(name=name)
-                if len(shared_frames) > ATTACHED_FRAME_BUFFERS:
-                    _detach(shared_frames.popitem(last=False)[1])
-            memory = shared_frames[name]
-        else:
-            if name is not None:  # the slot's frame buffer was replaced by a larger one
-                _detach(slot_frames.pop(number, None))
-                slot_frames[number] = SharedMemory(name=name)
-            memory = slot_frames[number]
-        frame = np.ndarray(shape, dtype, buffer=memory.buf, offset=offset, strides=strides)
-        started = time.perf_counter()
-        error = _prepare_into(frame, prepared_buffers[number], spec)
-        del frame  # a live view would keep its buffer from being detached
-        try:
-            connection.send((number, error, (time.perf_counter() - started) * 1000))
-        except OSError:  # the station is gone
-            break
+    ended = False
+    while not ended:
+        messages, ended = waiting_frames(connection)
+        answers = []
+        for number, shape, dtype, strides, offset, where in messages:
+            memory = _frame_memory(number, where, shared_frames, slot_frames)
+            frame = np.ndarray(shape, dtype, buffer=memory.buf, offset=offset, strides=strides)
+            started = time.perf_counter()
+            error = _prepare_into(frame, prepared_buffers[number], spec)
+            del frame  # a live view would keep its buffer from being detached
+            answers.append((number, error, (time.perf_counter() - started) * 1000))
+        if answers:
+            try:
+                connection.send(answers)
+            except OSError:  # the station is gone
+                break
     for memory in (*slot_frames.values(), *shared_frames.values(), *prepared_buffers.values()):
         _detach(memory)
+
+
+def _frame_memory(number: int, where: tuple[str, str | None], shared_frames: OrderedDict[str, SharedMemory],
+                  slot_frames: dict[int, SharedMemory]) -> SharedMemory:
+    """The shared memory a frame message points at, mapped here if it is new."""
+    kind, name = where
+    if kind == "shared":
+        if name in shared_frames:
+            shared_frames.move_to_end(name)
+        else:
+            shared_frames[name] = SharedMemory(name=name)
+            if len(shared_frames) > ATTACHED_FRAME_BUFFERS:
+                _detach(shared_frames.popitem(last=False)[1])
+        return shared_frames[name]
+    if name is not None:  # the slot's frame buffer was replaced by a larger one
+        _detach(slot_frames.pop(number, None))
+        slot_frames[number] = SharedMemory(name=name)
+    return slot_frames[number]
+
+
+def waiting_frames(connection: Connection) -> tuple[list, bool]:
+    """The next frame message, waiting for it, and those already waiting behind it, up to
+    MAX_FRAMES_PER_ANSWER; and whether the station ended (closed, or gone: its pipe closed)."""
+    messages = []
+    while len(messages) < MAX_FRAMES_PER_ANSWER and (not messages or connection.poll(0)):
+        if (message := _next_message(connection)) is None:
+            return messages, True
+        messages.append(message)
+    return messages, False
 
 
 def _next_message(connection: Connection):

@@ -158,6 +158,7 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
         summary["preparation"] = ({"processes": config.batching.prepare_processes,
                                    "frames_read_in_place": preparers.frames_read_in_place,
                                    "frames_copied": preparers.frames_copied,
+                                   "worker_answers": preparers.answers,
                                    "shared_frame_buffers": shared_frames.buffers}
                                   if preparers is not None else {"threads": config.batching.prepare_threads})
         summary["gate_thread_priority"] = config.gate.thread_priority

@@ -10,7 +10,8 @@ import pytest
 from inspection.input_spec import InputSpec
 from inspection.preprocess import prepare
 from inspection.synthetic import render_item
-from station.prepare_processes import ATTACHED_FRAME_BUFFERS, SLOTS_PER_PROCESS, PreparerFailed, PreparerProcesses
+from station.prepare_processes import (ATTACHED_FRAME_BUFFERS, MAX_FRAMES_PER_ANSWER, SLOTS_PER_PROCESS, PreparerFailed,
+                                      PreparerProcesses)
 from station.shared_frames import KEEP_FREE_BUFFERS, SharedFrames
 
 SPEC = InputSpec(size_px=48, channels=3, colour_order="bgr", mean=(0.5,) * 3, std=(0.25,) * 3,
@@ -104,6 +105,27 @@ def test_every_slot_busy_is_an_overrun_without_waiting(preparers):
         os.kill(worker, signal.SIGCONT)
     results.wait_for(SLOTS_PER_PROCESS)
     assert 99 not in results.by_number and all(error is None for _, error in results.by_number.values())
+
+
+def test_frames_that_wait_for_a_busy_worker_come_back_together_each_as_prepare_makes_it(preparers):
+    pool, results, images = preparers(1), Results(), frames()
+    worker = pool._processes[0].pid
+    os.kill(worker, signal.SIGSTOP)  # busy: every frame handed over waits in its pipe
+    try:
+        for number in range(SLOTS_PER_PROCESS):
+            assert pool.submit(images[number % len(images)], results.callback(number), wait=False)
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    results.wait_for(SLOTS_PER_PROCESS)
+    assert pool.answers == SLOTS_PER_PROCESS // MAX_FRAMES_PER_ANSWER
+    for number in range(SLOTS_PER_PROCESS):
+        prepared, error = results.by_number[number]
+        assert error is None and np.array_equal(prepared, prepare(images[number % len(images)], SPEC)), number
+        assert results.prepare_ms[number] > 0
+    # A frame that finds the worker idle is answered alone, at once.
+    assert pool.submit(images[0], results.callback(SLOTS_PER_PROCESS), wait=True)
+    results.wait_for(SLOTS_PER_PROCESS + 1)
+    assert pool.answers == SLOTS_PER_PROCESS // MAX_FRAMES_PER_ANSWER + 1
 
 
 def test_a_worker_that_dies_fails_the_frames_it_held_and_every_later_one(preparers):

@@ -117,12 +117,15 @@ def test_dev_shm_filling_up_mid_run_ends_the_run_with_the_fix_and_every_read_ite
     rng = np.random.default_rng(1)
     for i in range(40):  # each frame its own size: every frame needs a new shared buffer
         write_png(tmp_path / "frames" / f"{i:03d}.png", rng.integers(0, 256, (60 + i, 80, 3), dtype=np.uint8))
-    real_fallocate, reserved = os.posix_fallocate, []
+    real_fallocate, frame_buffers = os.posix_fallocate, []
+    spec = load_bundle(tiny_bundle).meta.input
+    prepared_bytes = spec.size_px * spec.size_px * spec.channels
 
     def fills_up(fd, offset, length):
-        if length > 10_000 and len(reserved) >= 12:  # frame buffers; the workers' small slots always fit
-            raise OSError(28, "No space left on device")
-        reserved.append(length)
+        if length != prepared_bytes:  # frame buffers; the workers' prepared slots always fit
+            if len(frame_buffers) >= 12:
+                raise OSError(28, "No space left on device")
+            frame_buffers.append(length)
         real_fallocate(fd, offset, length)
 
     monkeypatch.setattr(os, "posix_fallocate", fills_up)
