@@ -6,8 +6,8 @@ Threads and their bounded hand-overs:
                       once (resize/colour), queues it for inference; a full queue is an overrun:
                       that item is a fault (rejected) and the alarm goes up, never a drop.
                       With `prepare_threads` > 1 a thread pool prepares and queues instead; with
-                      preparer processes (station.prepare_processes), they prepare and their
-                      collector threads queue.
+                      preparer processes (station.prepare_processes), they prepare and one
+                      collector thread queues what they answer.
     inference threads gather up to max_batch items (waiting at most max_wait_ms), run the backend,
                       decide each item and resolve it at the gate. No I/O here. With several
                       (`inference_workers`), one batch's inference overlaps the next one's gathering
@@ -287,7 +287,7 @@ class StationPipeline:
         self._queue_prepared(sequence, item)
 
     def _hand_to_process(self, processes: PreparerProcesses, sequence: int, item: _InFlight) -> bool:
-        """Give the frame to a preparer process (its result comes back on that process's collector
+        """Give the frame to a preparer process (its result comes back on the processes' collector
         thread); False when a preparer died: the item is a fault and the line stops."""
         started = time.perf_counter()
 

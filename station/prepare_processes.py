@@ -26,8 +26,8 @@ message itself.
 from __future__ import annotations
 
 import multiprocessing
-import multiprocessing.connection
 import queue
+import selectors
 import signal
 import threading
 import time
@@ -91,7 +91,8 @@ class PreparerProcesses:
         self._processes = []
         self._slots: list[_Slot] = []
         self._collector: threading.Thread | None = None
-        self._free: queue.Queue[_Slot] = queue.Queue()
+        # Last freed, first taken: its buffers are still in the CPU's cache, and its worker has just answered.
+        self._free: queue.LifoQueue[_Slot] = queue.LifoQueue()
         self._busy_lock = threading.Lock()
         self._death_lock = threading.Lock()
         self._failure: str | None = None
@@ -188,22 +189,24 @@ class PreparerProcesses:
     def _collect(self) -> None:
         """One thread for every worker's answers: a thread per worker would mostly wait for the GIL,
         and each wait is another context switch of the station process."""
-        workers = {connection: worker for worker, connection in enumerate(self._connections)}
-        while workers:
-            for connection in multiprocessing.connection.wait(list(workers)):
-                worker = workers[connection]
-                try:
-                    answers = connection.recv()
-                except (EOFError, OSError):
-                    # Closing, a worker ends once it has sent back all it held; one that ends holding
-                    # frames, or ends before closing, died.
-                    del workers[connection]
-                    if not self._closing or self._holds_frames(worker):
-                        self._worker_died(worker)
-                    continue
-                self.answers += 1
-                for number, error, prepare_ms in answers:
-                    self._hand_back(self._slots[number], error, prepare_ms)
+        with selectors.DefaultSelector() as selector:  # kept: setting one up for each wait costs more than the wait
+            for worker, connection in enumerate(self._connections):
+                selector.register(connection, selectors.EVENT_READ, worker)
+            while selector.get_map():
+                for key, _ in selector.select():
+                    connection, worker = key.fileobj, key.data
+                    try:
+                        answers = connection.recv()
+                    except (EOFError, OSError):
+                        # Closing, a worker ends once it has sent back all it held; one that ends holding
+                        # frames, or ends before closing, died.
+                        selector.unregister(connection)
+                        if not self._closing or self._holds_frames(worker):
+                            self._worker_died(worker)
+                        continue
+                    self.answers += 1
+                    for number, error, prepare_ms in answers:
+                        self._hand_back(self._slots[number], error, prepare_ms)
 
     def _hand_back(self, slot: _Slot, error: str | None, prepare_ms: float | None) -> None:
         prepared = None if error else np.array(np.ndarray(self._prepared_shape, np.uint8, buffer=slot.prepared.buf))

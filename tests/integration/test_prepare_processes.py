@@ -130,11 +130,13 @@ def test_frames_that_wait_for_a_busy_worker_come_back_together_each_as_prepare_m
 
 def test_a_worker_that_dies_fails_the_frames_it_held_and_every_later_one(preparers):
     pool, results, image = preparers(2), Results(), frames()[0]
-    victim = pool._processes[0].pid
-    os.kill(victim, signal.SIGSTOP)
-    for number in range(2 * SLOTS_PER_PROCESS):  # both workers' slots: the frozen one holds its share
-        assert pool.submit(image, results.callback(number), wait=True)
+    victim, survivor = (process.pid for process in pool._processes)
+    for worker in (victim, survivor):  # frozen while every slot of both is filled: each holds its share
+        os.kill(worker, signal.SIGSTOP)
+    for number in range(2 * SLOTS_PER_PROCESS):
+        assert pool.submit(image, results.callback(number), wait=False)
     os.kill(victim, signal.SIGKILL)
+    os.kill(survivor, signal.SIGCONT)
     results.wait_for(2 * SLOTS_PER_PROCESS)
     errors = [error for _, error in results.by_number.values()]
     assert errors.count(None) == SLOTS_PER_PROCESS
