@@ -13,7 +13,7 @@ them), per frame, outside the station:
   *_in_place_*       the same with the frames in shared memory (`station.shared_frames`, as a station
                      with preparer processes builds them), read by the workers in place
 `*_thread_cpu_us` is the CPU the submitting thread spent per frame, `*_wall_us` the wall time per
-frame. The station process also spends CPU on the collector threads that take the results back;
+frame. The station process also spends CPU on the collector thread that takes the results back;
 `benchmarks/station_overhead.py` measures the whole station process.
 """
 
@@ -33,7 +33,7 @@ from inspection.cli import run_guarded
 from inspection.errors import ConfigError
 from station.prepare_processes import PreparerProcesses
 from station.shared_frames import SharedFrames
-from station_overhead import line_frames, shared_memory_copy_us, workers_answering_at_once  # this folder's
+from station_overhead import line_frames, shared_memory_copy_us, workers_without_preparing  # this folder's
 from training.bench.result_file import write_or_print
 from training.versions import library_versions, machine_description
 
@@ -87,7 +87,7 @@ def main() -> int:
               "bundle": str(args.bundle), "frames": args.frames, "frame_shape": list(images[0].shape),
               "processes": args.processes, "copy_us": shared_memory_copy_us(images)}
     for frames_are, in_place in (("copied", False), ("in_place", True)):
-        with workers_answering_at_once():
+        with workers_without_preparing(0.0):
             result[f"handover_{frames_are}"] = hand_over(images, spec, args.processes, in_place)
         result[f"prepared_{frames_are}"] = hand_over(images, spec, args.processes, in_place)
         print(f"frames {frames_are}: hand-over {result[f'handover_{frames_are}']}; "

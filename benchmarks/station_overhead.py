@@ -3,7 +3,7 @@ costs nothing, so that what is measured is capture, numbering, tracking at the g
 batching, deciding and publishing.
 
     .venv/bin/python benchmarks/station_overhead.py BUNDLE [--frames N] [--prepare-threads 1,2]
-        [--prepare-processes 1,2] [--out FILE]
+        [--prepare-processes 1,2] [--elsewhere-ms MS] [--out FILE]
 
 Per number of preparer threads (`batching.prepare_threads`), two runs, unpaced, no archive, batch 64,
 one inference worker (as a GPU station runs):
@@ -15,10 +15,14 @@ one inference worker (as a GPU station runs):
                      cores cannot spread; also split into user and system time, and the process's
                      context switches (voluntary and not) per frame.
 Per number of preparer processes (`batching.prepare_processes`), the same two runs; in the free one
-the workers answer at once without preparing anything (`answer_at_once`), so it measures the
+the workers answer at once without preparing anything (`answer_without_preparing`), so it measures the
 hand-over: the station process's ceiling with processes, however many cores prepare. Each twice:
 frames "in place" (the line's frames in shared memory, read there by the workers, as the station
 runs) and "copied" (the line's frames in its own arrays, copied into a worker's slot each time).
+With --elsewhere-ms, a third run in place, prepare "elsewhere": the workers sleep that long a frame
+instead of preparing it. On a machine with few cores it shows the station as a host with a core for
+every worker would run it: each frame takes a worker as long as preparing it does, but no core of
+the station's. A worker answers the frames that waited for it in one message, as the real worker does.
 And preparation alone, one thread, on the line's frames in the order the line draws them (256
 distinct 640x480 frames, 236 MB: mostly not in the CPU's caches, as a camera's fresh frames are not):
 milliseconds per frame to locate the item, to prepare the frame with each shrink mode, and to copy it
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import resource
 import sys
@@ -75,21 +80,27 @@ class FreeModel:
         pass
 
 
-def answer_at_once(connection: Connection, spec) -> None:
-    """A preparer process that prepares nothing: it hands each slot back at once (a measuring tool)."""
+def answer_without_preparing(wall_ms_per_frame: float, connection: Connection, spec) -> None:
+    """A preparer process that prepares nothing: it answers each group of frames waiting for it, as the
+    real worker does, after sleeping `wall_ms_per_frame` for each (0: at once). A measuring tool."""
     connection.send("ready")
     if connection.recv() is None:  # the prepared buffers' names; None: closed before
         return
-    while (message := connection.recv()) is not None:
-        connection.send((message[0], None, 0.0))
+    ended = False
+    while not ended:
+        messages, ended = station.prepare_processes.waiting_frames(connection)
+        if messages:
+            time.sleep(len(messages) * wall_ms_per_frame / 1000)
+            connection.send([(message[0], None, wall_ms_per_frame) for message in messages])
 
 
 @contextlib.contextmanager
-def workers_answering_at_once(enabled: bool = True) -> Iterator[None]:
-    """Preparer processes started inside run `answer_at_once` (they are spawned with whatever `serve` is then)."""
+def workers_without_preparing(wall_ms_per_frame: float | None) -> Iterator[None]:
+    """Preparer processes started inside run `answer_without_preparing` (they are spawned with whatever
+    `serve` is then); None: the real worker."""
     real_serve = station.prepare_processes.serve
-    if enabled:
-        station.prepare_processes.serve = answer_at_once
+    if wall_ms_per_frame is not None:
+        station.prepare_processes.serve = functools.partial(answer_without_preparing, wall_ms_per_frame)
     try:
         yield
     finally:
@@ -97,8 +108,8 @@ def workers_answering_at_once(enabled: bool = True) -> Iterator[None]:
 
 
 def shared_memory_copy_us(images: list[np.ndarray], buffers: int = 3) -> float:
-    """Microseconds per frame to copy each frame into one of `buffers` shared-memory buffers, in turn
-    (3: a preparer process's slots): what handing a frame over costs the station process first."""
+    """Microseconds per frame to copy each frame into one of `buffers` shared-memory buffers, in turn:
+    what handing a frame over costs the station process first."""
     slots = [SharedMemory(create=True, size=images[0].nbytes) for _ in range(buffers)]
     try:
         started = time.perf_counter()
@@ -124,8 +135,10 @@ def frames_copied_to_preparers(enabled: bool) -> Iterator[None]:
         station.runner.build_source = real_build
 
 
-def run(bundle_path: Path, frames: int, preparation: dict, free_prepare: bool, product: str,
-        copy_frames: bool = False) -> dict:
+def run(bundle_path: Path, frames: int, preparation: dict, prepare_mode: str, product: str,
+        copy_frames: bool = False, elsewhere_ms: float = 0.0) -> dict:
+    """prepare_mode: "real", "free" or, for processes only, "elsewhere" (workers that sleep
+    `elsewhere_ms` a frame instead of preparing it)."""
     bundle = load_bundle(bundle_path)
     names = bundle.meta.class_names
     model = FreeModel(len(names), names.index(bundle.meta.good_classes[0]))
@@ -133,7 +146,7 @@ def run(bundle_path: Path, frames: int, preparation: dict, free_prepare: bool, p
     ready = np.zeros((spec.size_px, spec.size_px, spec.channels), dtype=np.uint8)
     real_open, real_prepare, real_run = station.runner.open_backend, station.pipeline.prepare, StationPipeline.run
     station.runner.open_backend = lambda *args, **kwargs: model
-    if free_prepare:
+    if prepare_mode == "free":
         station.pipeline.prepare = lambda image, spec: ready
     spent = {}
 
@@ -155,7 +168,8 @@ def run(bundle_path: Path, frames: int, preparation: dict, free_prepare: bool, p
             "batching": {"max_batch": 64, "queue_size": 256, "inference_workers": 1, **preparation},
             "source": {"kind": "synthetic", "defect_rate": 0.02, "seed": 11, "product": product},
         })
-        with workers_answering_at_once(free_prepare), frames_copied_to_preparers(copy_frames):
+        worker_wall_ms = {"real": None, "free": 0.0, "elsewhere": elsewhere_ms}[prepare_mode]
+        with workers_without_preparing(worker_wall_ms), frames_copied_to_preparers(copy_frames):
             summary = run_station(config, RunLimits(frames=frames), progress=False)
     finally:
         station.runner.open_backend, station.pipeline.prepare, StationPipeline.run = real_open, real_prepare, real_run
@@ -211,6 +225,8 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=20_000)
     parser.add_argument("--prepare-threads", default="1,2", help="comma-separated preparer thread counts")
     parser.add_argument("--prepare-processes", default="", help="comma-separated preparer process counts (none by default)")
+    parser.add_argument("--elsewhere-ms", type=float, default=None,
+                        help="also run each process count, in place, with workers that sleep this long a frame")
     parser.add_argument("--product", default="white-round-scored")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -220,18 +236,19 @@ def main() -> int:
     result = {"machine": machine_description(), "cores": len(os.sched_getaffinity(0)), "versions": library_versions(),
               "bundle": str(args.bundle), "input": load_bundle(args.bundle).meta.input.model_dump(mode="json"),
               "product": args.product, "frames": args.frames, "runs": []}
-    plan = ([({"prepare_threads": count}, free, False) for count in threads for free in (False, True)]
-            + [({"prepare_processes": count}, free, copy) for count in processes for copy in (False, True)
-               for free in (False, True)])
-    for preparation, free_prepare, copy_frames in plan:
-        frames_are = {"frames": "copied" if copy_frames else "in place"} if "prepare_processes" in preparation else {}
+    elsewhere = ("elsewhere",) if args.elsewhere_ms is not None else ()
+    plan = ([({"prepare_threads": count}, mode, False) for count in threads for mode in ("real", "free")]
+            + [({"prepare_processes": count}, mode, copy) for count in processes for copy in (False, True)
+               for mode in ("real", "free", *(elsewhere if not copy else ()))])
+    for preparation, prepare_mode, copy_frames in plan:
+        frames_are = {"frame_memory": "copied" if copy_frames else "in place"} if "prepare_processes" in preparation else {}
         try:
-            row = run(args.bundle, args.frames, preparation, free_prepare, args.product, copy_frames)
+            row = run(args.bundle, args.frames, preparation, prepare_mode, args.product, copy_frames, args.elsewhere_ms or 0.0)
         except InspectionError as exc:  # e.g. no room in /dev/shm for the processes' frames: keep the other rows
             row = {"failed": str(exc)}
-        result["runs"].append({**preparation, **frames_are, "prepare": "free" if free_prepare else "real", **row})
+        result["runs"].append({**preparation, **frames_are, "prepare": prepare_mode, **row})
         outcome = row["failed"] if "failed" in row else f"{row['fps']:,.0f} frames/s"
-        print(f"{preparation} {frames_are}, prepare {'free' if free_prepare else 'real'}: {outcome}", file=sys.stderr)
+        print(f"{preparation} {frames_are}, prepare {prepare_mode}: {outcome}", file=sys.stderr)
     result["preparation_alone"] = preparation_alone(args.bundle, min(args.frames, 3000), args.product)
     print(f"preparation alone: {result['preparation_alone']}", file=sys.stderr)
     write_or_print(result, args.out)
