@@ -19,7 +19,7 @@ SPEC = InputSpec(size_px=48, channels=3, colour_order="bgr", mean=(0.5,) * 3, st
 
 
 class Results:
-    """Collects what the collector threads hand back, by the number each frame was given."""
+    """Collects what the collector thread hands back, by the number each frame was given."""
 
     def __init__(self) -> None:
         self.by_number: dict[int, tuple[np.ndarray | None, str | None]] = {}
