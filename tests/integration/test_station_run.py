@@ -317,7 +317,9 @@ def test_a_pool_of_preparers_keeps_one_outcome_per_item_in_sequence(tiny_bundle,
         records = list(archive.records("LP"))
     assert [r["sequence"] for r in records] == list(range(1, 151))
     if rate_hz is None:
-        assert s["fault"] == 0  # unpaced replay waits for room: nothing overruns
+        # Unpaced replay waits for room: nothing overruns. A machine starved by other work can still
+        # decide an item after its deadline: that is a late fault (rejected), never a lost item or a pass.
+        assert s["overruns"] == 0 and s["fault"] <= s["late"], (s["overruns"], s["fault"], s["late"], s["alarms"])
     if "prepare_threads" in preparers:
         assert s["preparation"] == {"threads": 3} and "handover" not in s["stage_ms"]
     else:  # the line's 16 pool items rendered into shared memory, every frame read there in place
