@@ -8,7 +8,8 @@ Threads and their bounded hand-overs:
                       With `prepare_threads` > 1 a thread pool prepares and queues instead; with
                       preparer processes (station.prepare_processes), they prepare and one
                       collector thread queues what they answer.
-    inference threads gather up to max_batch items (waiting at most max_wait_ms), run the backend,
+    inference threads gather up to max_batch items (waiting at most max_wait_ms; InferenceQueue wakes
+                      a gathering thread once its batch is full, not for every item), run the backend,
                       decide each item and resolve it at the gate. No I/O here. With several
                       (`inference_workers`), one batch's inference overlaps the next one's gathering
                       and the last one's decisions; a partial batch waits while another is inferred.
@@ -20,7 +21,6 @@ Threads and their bounded hand-overs:
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections import Counter
@@ -38,6 +38,7 @@ from inspection.preprocess import prepare, to_model_input
 from station.archive import ArchiveWriter, ItemRecord
 from station.archive.errors import ArchiveError
 from station.archive.records import utc_now_iso
+from station.inference_queue import InferenceQueue
 from station.outcomes import final_outcome
 from station.prepare_processes import CORRUPT_FRAME, PreparerFailed, PreparerProcesses
 from station.read_ahead import ReadAheadLimit
@@ -45,10 +46,7 @@ from station.signalling import GateEvent, ItemResult, Outcome, RejectGate
 from station.sources import Frame, FrameSource, SourceExhausted
 from station.timing_histogram import TimingHistogram
 
-_STOP = object()
 LISTED_ALARMS_PER_KIND = 20
-# How often a partial batch that waits for another worker's inference looks whether that is done.
-BUSY_WORKER_POLL_S = 0.001
 UNUSABLE_FRAME_ALARM = "camera: unusable frames (lost, corrupt or incomplete); those items are faults, see their records"
 
 
@@ -121,7 +119,7 @@ class StationPipeline:
         self._bundle, self._backend, self._source, self._archive, self._settings = bundle, backend, source, archive, settings
         self._spec, self._policy = bundle.meta.input, bundle.meta.policy
         self._good = set(bundle.meta.good_classes)
-        self._queue: queue.Queue = queue.Queue(maxsize=settings.queue_size)
+        self._queue = InferenceQueue(settings.queue_size)
         # Unpaced replay reads the next item only while fewer items are undecided than ReadAheadLimit
         # allows: enough to keep every inference worker busy, few enough to be decided in time.
         self._read_ahead = (None if source.paced
@@ -172,8 +170,7 @@ class StationPipeline:
         try:
             self._capture_loop(None if duration_s is None else started + duration_s)
         finally:
-            for _ in workers:
-                self._queue.put(_STOP)  # each worker takes one and ends
+            self._queue.close()  # the workers decide what is queued, then end
             for worker in workers:
                 worker.join()
             # Throughput counts up to the last decision, not the gate's drain of the transport delay.
@@ -323,13 +320,8 @@ class StationPipeline:
         self._resolve(sequence, item, fault(reason), None)
 
     def _queue_prepared(self, sequence: int, item: _InFlight) -> None:
-        if not self._source.paced:
-            # Replay without a rate: the station sets the pace, so wait for room instead of overrunning.
-            self._queue.put((sequence, item))
-            return
-        try:
-            self._queue.put_nowait((sequence, item))
-        except queue.Full:
+        # Replay without a rate: the station sets the pace, so wait for room instead of overrunning.
+        if not self._queue.put((sequence, item), block=not self._source.paced):
             self._overrun(sequence, item)
 
     def _overrun(self, sequence: int, item: _InFlight) -> None:
@@ -365,8 +357,8 @@ class StationPipeline:
     def _inference_loop(self) -> None:
         stopping = False
         while not stopping:
-            batch, stopping = gather_batch(self._queue, self._settings.max_batch, self._settings.max_wait_ms / 1000.0,
-                                           lambda: self._inferring > 0)
+            batch, stopping = self._queue.take_batch(self._settings.max_batch, self._settings.max_wait_ms / 1000.0,
+                                                     lambda: self._inferring > 0)
             if not batch:
                 continue
             with self._inferring_lock:
@@ -527,32 +519,6 @@ class StationPipeline:
                 self._alarm_output(reason)
             except Exception:  # a lost PLC is handled by the gate's reconnect; the alarm is recorded above
                 pass
-
-
-def gather_batch(pending: queue.Queue, max_batch: int, max_wait_s: float,
-                 another_batch_inferring: Callable[[], bool]) -> tuple[list, bool]:
-    """Up to max_batch items from `pending`, waiting at most max_wait_s after the first, or longer while
-    another worker's batch is in the backend: that batch has the cores, and one fuller batch runs more
-    images per core-second than two small ones side by side. Returns (batch, whether _STOP came)."""
-    first = pending.get()
-    if first is _STOP:
-        return [], True
-    batch = [first]
-    gather_until = time.monotonic() + max_wait_s
-    while len(batch) < max_batch:
-        remaining = gather_until - time.monotonic()
-        if remaining <= 0:
-            if not another_batch_inferring():
-                break
-            remaining = BUSY_WORKER_POLL_S
-        try:
-            item = pending.get(timeout=remaining)
-        except queue.Empty:
-            continue
-        if item is _STOP:
-            return batch, True
-        batch.append(item)
-    return batch, False
 
 
 def _describe(shape: tuple[int, ...]) -> str:
