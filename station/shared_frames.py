@@ -58,6 +58,10 @@ class SharedFrames:
         # Every buffer: (start addresses, sorted; the buffers in the same order). Replaced whole, so that
         # `locate` reads it without the lock.
         self._index: tuple[list[int], list[SharedMemory]] = ([], [])
+        # The frames `new_frame` made, by id(), while they live: `locate` finds them without reading
+        # their addresses (3.5 µs a frame). An entry leaves as its frame is freed, before its id can be
+        # reused.
+        self._frames_made: dict[int, SharedMemory] = {}
         self._closed = False
 
     def new_frame(self, shape: tuple[int, ...], dtype: np.dtype | type = np.uint8) -> np.ndarray:
@@ -73,7 +77,8 @@ class SharedFrames:
         if memory is None:
             memory = self._add_block(size_bytes)
         frame = np.ndarray(shape, dtype, buffer=memory.buf)
-        finalizer = weakref.finalize(frame, self._give_back, memory, size_bytes)
+        self._frames_made[id(frame)] = memory
+        finalizer = weakref.finalize(frame, self._give_back, memory, size_bytes, id(frame))
         finalizer.atexit = False
         return frame
 
@@ -85,7 +90,9 @@ class SharedFrames:
     def locate(self, image: np.ndarray) -> tuple[str, int] | None:
         """(buffer name, byte offset of the image's first element) when the image lies in one of these
         buffers; None for any other array."""
-        starts, blocks = self._index
+        if (memory := self._frames_made.get(id(image))) is not None:
+            return memory.name, 0
+        starts, blocks = self._index  # a view of a frame
         if not starts:
             return None
         low, high = byte_bounds(image)
@@ -112,8 +119,9 @@ class SharedFrames:
             self._index = (starts[:place] + [start] + starts[place:], blocks[:place] + [memory] + blocks[place:])
         return memory
 
-    def _give_back(self, memory: SharedMemory, size_bytes: int) -> None:
+    def _give_back(self, memory: SharedMemory, size_bytes: int, frame_id: int) -> None:
         # Runs as the frame array is freed, after its last use: the buffer is free to reuse, or to unmap.
+        self._frames_made.pop(frame_id, None)
         with self._lock:
             if self._closed:  # its name is already gone
                 memory.close()
@@ -138,6 +146,7 @@ class SharedFrames:
             self._free.clear()
             blocks = self._index[1]
             self._index = ([], [])
+            self._frames_made.clear()  # their names are gone: no worker could find them
         for memory in blocks:
             memory.unlink()
         for memory in free:

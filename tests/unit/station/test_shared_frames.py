@@ -70,6 +70,11 @@ def test_locate_gives_the_buffer_and_offset_of_frames_and_views_and_nothing_for_
     assert shared.locate(view) == (name, (10 * 640 + 30) * 3 + 1)
     assert shared.locate(np.array(view)) is None
     assert shared.locate(np.zeros(FRAME, np.uint8)) is None
+    frame_id = id(frame)
+    del frame, view
+    others = [np.zeros(FRAME, np.uint8) for _ in range(4)]  # CPython reuses a freed object's memory, and id
+    assert frame_id in {id(other) for other in others}
+    assert all(shared.locate(other) is None for other in others)
 
 
 def test_closing_removes_every_name_and_a_frame_still_held_stays_readable_until_freed():
@@ -81,6 +86,7 @@ def test_closing_removes_every_name_and_a_frame_still_held_stays_readable_until_
     assert len(shm_names() - before) == 2
     frames.close()
     assert shm_names() == before
+    assert frames.locate(kept) is None  # its name is gone: a worker could not open it
     assert int(kept.sum()) == 9 * kept.size  # unmapped only when freed: reading it now must not crash
     with pytest.raises(RuntimeError, match="closed"):
         frames.new_frame(FRAME)
