@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
-import queue
 import selectors
 import signal
 import threading
@@ -79,6 +78,34 @@ class _Slot:
     image: np.ndarray | None = None  # a frame read in place, held until the worker is done with it
 
 
+class _FreeSlots:
+    """The slots no frame holds. Last freed, first taken: its buffers are still in the CPU's cache, and
+    its worker has just answered. A list and one lock: queue.LifoQueue's Python-level get and put cost
+    the station process a few µs a frame."""
+
+    def __init__(self) -> None:
+        self._slots: list[_Slot] = []
+        self._freed = threading.Condition(threading.Lock())
+        self._waiting = 0
+
+    def put(self, slot: _Slot) -> None:
+        with self._freed:
+            self._slots.append(slot)
+            if self._waiting:
+                self._freed.notify()
+
+    def take(self, timeout_s: float) -> _Slot | None:
+        """A free slot, waiting up to `timeout_s` for one; None when none came."""
+        with self._freed:
+            if not self._slots and timeout_s > 0:
+                self._waiting += 1
+                try:
+                    self._freed.wait(timeout_s)
+                finally:
+                    self._waiting -= 1
+            return self._slots.pop() if self._slots else None
+
+
 class PreparerProcesses:
     def __init__(self, spec: InputSpec, processes: int, shared_frames: SharedFrames | None = None) -> None:
         """`shared_frames`: where the station's source builds its frames, read by the workers in place."""
@@ -92,8 +119,7 @@ class PreparerProcesses:
         self._processes = []
         self._slots: list[_Slot] = []
         self._collector: threading.Thread | None = None
-        # Last freed, first taken: its buffers are still in the CPU's cache, and its worker has just answered.
-        self._free: queue.LifoQueue[_Slot] = queue.LifoQueue()
+        self._free = _FreeSlots()
         self._busy_lock = threading.Lock()
         self._death_lock = threading.Lock()
         self._failure: str | None = None
@@ -147,13 +173,11 @@ class PreparerProcesses:
         while True:
             if self._failure is not None:
                 raise PreparerFailed(self._failure)
-            try:
-                slot = self._free.get(timeout=0.1) if wait else self._free.get_nowait()
-            except queue.Empty:
-                if wait:
-                    continue
+            # A worker that dies once a slot is taken fails the frame through `on_done` (see below).
+            if (slot := self._free.take(0.1 if wait else 0.0)) is not None:
+                break
+            if not wait:
                 return False
-            break  # a worker that died meanwhile fails the frame through `on_done` (see below)
         located = self._shared_frames.locate(image) if self._shared_frames is not None else None
         if located is None:
             try:
