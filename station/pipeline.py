@@ -387,16 +387,24 @@ class StationPipeline:
         self.tally.stage_ms["infer_per_item"].record(elapsed_ms / len(items))
         self.tally.batch_sizes.record(len(items))
         for sequence, item, row, decision in zip(sequences, items, probabilities, decide_batch(probabilities, self._policy)):
-            self._resolve(sequence, item, decision, row)
+            self._record_decision(sequence, item, decision, row)
+        # Once for the batch: a capture thread waiting for the read-ahead limit wakes once, not per item.
+        self._note_decided(len(items))
 
     def _resolve(self, sequence: int, item: _InFlight, decision: Decision, probabilities: np.ndarray | None) -> None:
+        self._record_decision(sequence, item, decision, probabilities)
+        self._note_decided(1)
+
+    def _record_decision(self, sequence: int, item: _InFlight, decision: Decision, probabilities: np.ndarray | None) -> None:
         item.decision, item.probabilities, item.decided_utc = decision, probabilities, utc_now_iso()
         item.prepared = None  # the batch is done with it; free the memory early
         self.tally.latencies_ms.record((time.monotonic() - item.frame.trigger_time_s) * 1000)
         self.gate.resolve(sequence, ItemResult.from_decision(sequence, decision, self._policy.class_names))
+
+    def _note_decided(self, count: int) -> None:
         if self._read_ahead is not None:
             with self._decided_changed:
-                self._items_decided += 1
+                self._items_decided += count
                 self._decided_changed.notify()
 
     # ------------------------------------------------------------------ gate thread

@@ -498,7 +498,7 @@ def _count_undecided_at_each_read(monkeypatch) -> list[tuple[int, int]]:
 
     counts = {"read": 0, "decided": 0}
     at_read: list[tuple[int, int]] = []
-    original_read, original_resolve = SyntheticLineSource.read, StationPipeline._resolve
+    original_read, original_note_decided = SyntheticLineSource.read, StationPipeline._note_decided
 
     def read(source):
         frame = original_read(source)
@@ -508,13 +508,13 @@ def _count_undecided_at_each_read(monkeypatch) -> list[tuple[int, int]]:
 
     lock = threading.Lock()
 
-    def resolve(pipeline, *args):
-        with lock:  # two inference workers decide; counted before the item's slot is freed
-            counts["decided"] += 1
-        original_resolve(pipeline, *args)
+    def note_decided(pipeline, count):
+        with lock:  # two inference workers decide; counted before the items' places are freed
+            counts["decided"] += count
+        original_note_decided(pipeline, count)
 
     monkeypatch.setattr(SyntheticLineSource, "read", read)
-    monkeypatch.setattr(StationPipeline, "_resolve", resolve)
+    monkeypatch.setattr(StationPipeline, "_note_decided", note_decided)
     return at_read
 
 
