@@ -13,7 +13,9 @@ one inference worker (as a GPU station runs):
   station_process_cpu_us_per_frame   CPU time of the station's own process (all its threads, not its
                      preparer processes) per frame: with preparer processes, what a host with more
                      cores cannot spread; also split into user and system time, and the process's
-                     context switches (voluntary and not) per frame.
+                     context switches (voluntary and not) per frame; and split by thread
+                     (`ThreadCpuSampler`, /proc/self/task read every 20 ms: its own small cost is in
+                     the process's figures, not in any thread's).
 Per number of preparer processes (`batching.prepare_processes`), the same two runs; in the free one
 the workers answer at once without preparing anything (`answer_without_preparing`), so it measures the
 hand-over: the station process's ceiling with processes, however many cores prepare. Each twice:
@@ -39,7 +41,9 @@ import functools
 import os
 import resource
 import sys
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from multiprocessing.shared_memory import SharedMemory
@@ -107,6 +111,55 @@ def workers_without_preparing(wall_ms_per_frame: float | None) -> Iterator[None]
         station.prepare_processes.serve = real_serve
 
 
+class ThreadCpuSampler:
+    """CPU time of each of this process's threads, by thread name, read from /proc/self/task every
+    `every_s` (a thread that ends keeps its last reading, so at most that much of its time is missed):
+    which thread's work the station process's CPU per frame is. Threads Python did not start
+    (ONNX Runtime's, OpenCV's) are counted as "other"; the sampler itself is left out."""
+
+    def __init__(self, every_s: float = 0.02) -> None:
+        self._every_s, self._ticks_per_s = every_s, os.sysconf("SC_CLK_TCK")
+        self._seconds: dict[int, tuple[str, float]] = {}  # native thread id -> (name, user + system seconds)
+        self._start: dict[int, float] = {}
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample_until_done, name="cpu-sampler", daemon=True)
+
+    def __enter__(self) -> ThreadCpuSampler:
+        self._start = {tid: seconds for tid, (_, seconds) in self._read().items()}
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._done.set()
+        self._thread.join()
+        self._seconds.update(self._read())
+
+    def _sample_until_done(self) -> None:
+        while not self._done.wait(self._every_s):
+            self._seconds.update(self._read())
+
+    def _read(self) -> dict[int, tuple[str, float]]:
+        names = {thread.native_id: thread.name for thread in threading.enumerate()}
+        readings = {}
+        for task in Path("/proc/self/task").iterdir():
+            tid = int(task.name)
+            if tid == self._thread.native_id:
+                continue
+            try:
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError):  # it ended meanwhile
+                continue
+            user_ticks, system_ticks = int(fields[11]), int(fields[12])  # stat fields 14 and 15
+            readings[tid] = (names.get(tid, "other"), (user_ticks + system_ticks) / self._ticks_per_s)
+        return readings
+
+    def us_per_frame_by_thread(self, frames: int) -> dict[str, float]:
+        spent: Counter[str] = Counter()
+        for tid, (name, seconds) in self._seconds.items():
+            spent[name] += seconds - self._start.get(tid, 0.0)
+        return {name: round(seconds * 1e6 / frames, 1) for name, seconds in spent.most_common() if seconds > 0}
+
+
 def shared_memory_copy_us(images: list[np.ndarray], buffers: int = 3) -> float:
     """Microseconds per frame to copy each frame into one of `buffers` shared-memory buffers, in turn:
     what handing a frame over costs the station process first."""
@@ -149,12 +202,14 @@ def run(bundle_path: Path, frames: int, preparation: dict, prepare_mode: str, pr
     if prepare_mode == "free":
         station.pipeline.prepare = lambda image, spec: ready
     spent = {}
+    sampler = ThreadCpuSampler()
 
     def run_counting_cpu(pipeline, *args, **kwargs):
         # This process's threads only (ended ones too): preparer processes are not counted.
         started, usage = os.times(), resource.getrusage(resource.RUSAGE_SELF)
         try:
-            return real_run(pipeline, *args, **kwargs)
+            with sampler:
+                return real_run(pipeline, *args, **kwargs)
         finally:
             ended, usage_ended = os.times(), resource.getrusage(resource.RUSAGE_SELF)
             spent.update(user_s=ended.user - started.user, system_s=ended.system - started.system,
@@ -179,6 +234,7 @@ def run(bundle_path: Path, frames: int, preparation: dict, prepare_mode: str, pr
             "station_process_user_us_per_frame": round(spent["user_s"] * 1e6 / summary["frames"], 1),
             "station_process_system_us_per_frame": round(spent["system_s"] * 1e6 / summary["frames"], 1),
             "station_process_context_switches_per_frame": round(spent["switches"] / summary["frames"], 2),
+            "station_thread_cpu_us_per_frame": sampler.us_per_frame_by_thread(summary["frames"]),
             "mean_batch_size": summary.get("mean_batch_size"), "prepare_ms": summary["stage_ms"]["prepare"],
             "preparation": summary["preparation"]}
 
