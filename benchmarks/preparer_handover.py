@@ -52,6 +52,8 @@ def hand_over(images: list[np.ndarray], spec, processes: int, in_place: bool) ->
     def on_done(prepared, error, prepare_ms):
         if error is not None:
             errors.append(error)
+        else:
+            prepared.release()
         results.release()
 
     try:

@@ -40,7 +40,7 @@ from station.archive.errors import ArchiveError
 from station.archive.records import utc_now_iso
 from station.inference_queue import InferenceQueue
 from station.outcomes import final_outcome
-from station.prepare_processes import CORRUPT_FRAME, PreparerFailed, PreparerProcesses
+from station.prepare_processes import CORRUPT_FRAME, PreparedImage, PreparerFailed, PreparerProcesses
 from station.read_ahead import ReadAheadLimit
 from station.signalling import GateEvent, ItemResult, Outcome, RejectGate
 from station.sources import Frame, FrameSource, SourceExhausted
@@ -72,6 +72,7 @@ class PipelineSettings:
 class _InFlight:
     frame: Frame
     prepared: np.ndarray | None = None
+    lent: PreparedImage | None = None  # where `prepared` lies when a preparer process lent it
     decision: Decision | None = None
     probabilities: np.ndarray | None = None
     decided_utc: str | None = None
@@ -288,7 +289,7 @@ class StationPipeline:
         thread); False when a preparer died: the item is a fault and the line stops."""
         started = time.perf_counter()
 
-        def prepared_elsewhere(prepared: np.ndarray | None, error: str | None, prepare_ms: float | None) -> None:
+        def prepared_elsewhere(prepared: PreparedImage | None, error: str | None, prepare_ms: float | None) -> None:
             if error is not None:
                 if error.startswith(CORRUPT_FRAME):
                     self._fault_unusable(sequence, item, error)
@@ -297,7 +298,7 @@ class StationPipeline:
                 if processes.failure is not None:  # its preparer died: no frame can be prepared now
                     self.stop(f"station: {processes.failure}; line stopped")
                 return
-            item.prepared = prepared
+            item.prepared, item.lent = prepared.array, prepared
             self.tally.stage_ms["prepare"].record(prepare_ms)  # in the worker: the same step as on a thread
             # From hand-over to result: the wait for a worker, the preparation and the hand-back.
             self.tally.stage_ms["handover"].record((time.perf_counter() - started) * 1000)
@@ -374,7 +375,7 @@ class StationPipeline:
         items = [item for _, item in batch]
         started = time.perf_counter()
         try:
-            inputs = to_model_input(np.stack([item.prepared for item in items]), self._spec)
+            inputs = to_model_input(_stack_prepared(items), self._spec)
             probabilities = self._backend.infer(inputs)
             if len(probabilities) != len(items):
                 raise ValueError(f"backend returned {len(probabilities)} rows for {len(items)} frames")
@@ -397,7 +398,7 @@ class StationPipeline:
 
     def _record_decision(self, sequence: int, item: _InFlight, decision: Decision, probabilities: np.ndarray | None) -> None:
         item.decision, item.probabilities, item.decided_utc = decision, probabilities, utc_now_iso()
-        item.prepared = None  # the batch is done with it; free the memory early
+        _let_go_of_prepared(item)  # an item faulted before its batch was stacked still holds it
         self.tally.latencies_ms.record((time.monotonic() - item.frame.trigger_time_s) * 1000)
         self.gate.resolve(sequence, ItemResult.from_decision(sequence, decision, self._policy.class_names))
 
@@ -527,6 +528,29 @@ class StationPipeline:
                 self._alarm_output(reason)
             except Exception:  # a lost PLC is handled by the gate's reconnect; the alarm is recorded above
                 pass
+
+
+def prepared_images_held_at_most(queue_size: int, inference_workers: int, max_batch: int) -> int:
+    """Prepared images a pipeline holds at once, beyond its preparers' slots: its inference queue, a batch
+    gathered by each inference worker, and one on its way into the full queue."""
+    return queue_size + inference_workers * max_batch + 1
+
+
+def _stack_prepared(items: list[_InFlight]) -> np.ndarray:
+    """The batch's prepared images in one array, its own copy: each item lets go of its image at once
+    (a lent one goes back to its preparer's pool for the next frame)."""
+    try:
+        return np.stack([item.prepared for item in items])
+    finally:
+        for item in items:
+            _let_go_of_prepared(item)
+
+
+def _let_go_of_prepared(item: _InFlight) -> None:
+    item.prepared = None  # the view first: a lent buffer is unmapped once released after close
+    if item.lent is not None:
+        lent, item.lent = item.lent, None
+        lent.release()
 
 
 def _describe(shape: tuple[int, ...]) -> str:

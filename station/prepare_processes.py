@@ -11,10 +11,13 @@ sends the slot's number and the frame's place, and the worker writes the prepare
 The workers run the very same `prepare`, so a prepared frame is byte for byte the one the capture
 thread would have made (a test holds them equal).
 
-Each worker owns `SLOTS_PER_PROCESS` slots: a prepared buffer and, for frames that are copied, a frame
-buffer (grown when a larger frame comes). A slot is busy from `submit` until its result has been copied
-out; a worker that dies fails its busy slots and every later `submit` (`PreparerFailed`), so no frame is
-ever lost.
+Each worker owns `SLOTS_PER_PROCESS` slots: its place in the worker's pipe and, for frames that are
+copied, a frame buffer (grown when a larger frame comes). A slot is busy from `submit` until the worker
+answers; a worker that dies fails its busy slots and every later `submit` (`PreparerFailed`), so no
+frame is ever lost. The prepared image is written into a buffer of a shared pool and lent to the station
+as it is (`PreparedImage`), not copied out: the station stacks it into its batch and then releases it.
+The pool has a buffer for every slot and `held_by_station` more (what the station's inference queue
+and batches hold), so a free slot finds a free buffer.
 
 A worker that finds several frames waiting in its pipe prepares them all and answers them in one
 message (at most `MAX_FRAMES_PER_ANSWER`). Frames only wait there while the worker is busy, so a line
@@ -25,6 +28,7 @@ message itself.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import pickle
 import selectors
@@ -59,9 +63,26 @@ ATTACHED_FRAME_BUFFERS = 256
 # How a frame that `prepare` refuses is reported, here and by the station's own preparation.
 CORRUPT_FRAME = "corrupt frame"
 
-# (prepared uint8 HxWxC or None, error text or None, milliseconds the worker spent preparing it or None
+class PreparedImage:
+    """A prepared frame (uint8 HxWxC) in a buffer of the preparers' shared pool, lent to the station:
+    read `array` (stack it into a batch), then `release()` it for another frame. From then on `array`
+    is None; releasing again does nothing."""
+
+    __slots__ = ("array", "_give_back")
+
+    def __init__(self, array: np.ndarray, give_back: Callable[[], None]) -> None:
+        self.array: np.ndarray | None = array
+        self._give_back: Callable[[], None] | None = give_back
+
+    def release(self) -> None:
+        give_back, self._give_back, self.array = self._give_back, None, None
+        if give_back is not None:
+            give_back()
+
+
+# (the prepared image or None, error text or None, milliseconds the worker spent preparing it or None
 # when it did not): called on the collector thread.
-PreparedCallback = Callable[[np.ndarray | None, str | None, float | None], None]
+PreparedCallback = Callable[[PreparedImage | None, str | None, float | None], None]
 
 
 class PreparerFailed(InspectionError):
@@ -72,45 +93,53 @@ class PreparerFailed(InspectionError):
 class _Slot:
     number: int
     worker: int
-    prepared: SharedMemory
     frame: SharedMemory | None = None  # for frames that are copied
     on_done: PreparedCallback | None = None
     image: np.ndarray | None = None  # a frame read in place, held until the worker is done with it
+    prepared: int | None = None  # the pool buffer its frame is prepared into
 
 
-class _FreeSlots:
-    """The slots no frame holds. Last freed, first taken: its buffers are still in the CPU's cache, and
-    its worker has just answered. A list and one lock: queue.LifoQueue's Python-level get and put cost
-    the station process a few µs a frame."""
+class _FreePool:
+    """Free slots, or free prepared buffers. Last freed, first taken: its buffers are still in the CPU's
+    cache (a slot's worker has just answered). A list and one lock: queue.LifoQueue's Python-level get
+    and put cost the station process a few µs a frame."""
 
     def __init__(self) -> None:
-        self._slots: list[_Slot] = []
+        self._free: list = []
         self._freed = threading.Condition(threading.Lock())
         self._waiting = 0
 
-    def put(self, slot: _Slot) -> None:
+    def put(self, thing) -> None:
         with self._freed:
-            self._slots.append(slot)
+            self._free.append(thing)
             if self._waiting:
                 self._freed.notify()
 
-    def take(self, timeout_s: float) -> _Slot | None:
-        """A free slot, waiting up to `timeout_s` for one; None when none came."""
+    def take(self, timeout_s: float):
+        """A free one, waiting up to `timeout_s`; None when none came."""
         with self._freed:
-            if not self._slots and timeout_s > 0:
+            if not self._free and timeout_s > 0:
                 self._waiting += 1
                 try:
                     self._freed.wait(timeout_s)
                 finally:
                     self._waiting -= 1
-            return self._slots.pop() if self._slots else None
+            return self._free.pop() if self._free else None
+
+    def take_all(self) -> list:
+        with self._freed:
+            taken, self._free = self._free, []
+            return taken
 
 
 class PreparerProcesses:
-    def __init__(self, spec: InputSpec, processes: int, shared_frames: SharedFrames | None = None) -> None:
-        """`shared_frames`: where the station's source builds its frames, read by the workers in place."""
-        if processes < 1:
-            raise ValueError("processes must be at least 1")
+    def __init__(self, spec: InputSpec, processes: int, shared_frames: SharedFrames | None = None,
+                 held_by_station: int = 0) -> None:
+        """`shared_frames`: where the station's source builds its frames, read by the workers in place.
+        `held_by_station`: how many prepared images the station may hold unreleased at most (beyond them,
+        a frame waits for one to be released, or is an overrun)."""
+        if processes < 1 or held_by_station < 0:
+            raise ValueError("processes must be at least 1 and held_by_station at least 0")
         self._prepared_shape = (spec.size_px, spec.size_px, spec.channels)
         # spawn, not fork: the station process has threads (and maybe CUDA) that a fork would copy
         # half-way; the workers import only numpy, OpenCV and the preprocessing.
@@ -119,7 +148,10 @@ class PreparerProcesses:
         self._processes = []
         self._slots: list[_Slot] = []
         self._collector: threading.Thread | None = None
-        self._free = _FreeSlots()
+        self._free = _FreePool()  # slots
+        self._prepared: list[SharedMemory] = []  # the pool of prepared buffers, by number
+        self._free_prepared = _FreePool()  # their numbers
+        self._pool_closed = False
         self._busy_lock = threading.Lock()
         self._death_lock = threading.Lock()
         self._failure: str | None = None
@@ -135,17 +167,20 @@ class PreparerProcesses:
             theirs.close()
             self._connections.append(ours)
             self._processes.append(process)
+        self._slots = [_Slot(number, number % processes) for number in range(processes * SLOTS_PER_PROCESS)]
         try:
-            for number in range(processes * SLOTS_PER_PROCESS):
-                self._slots.append(_Slot(number, number % processes, _allocate(int(np.prod(self._prepared_shape)))))
+            for _ in range(len(self._slots) + held_by_station):
+                self._prepared.append(_allocate(int(np.prod(self._prepared_shape))))
         except PreparerFailed:
             self.close()
             raise
         for number, connection in enumerate(self._connections):
             self._wait_until_ready(number, connection)
-            connection.send({slot.number: slot.prepared.name for slot in self._slots if slot.worker == number})
+            connection.send({buffer: memory.name for buffer, memory in enumerate(self._prepared)})
         for slot in self._slots:
             self._free.put(slot)
+        for buffer in range(len(self._prepared)):
+            self._free_prepared.put(buffer)
         self._collector = threading.Thread(target=self._collect, name="prepared", daemon=True)
         self._collector.start()
 
@@ -168,22 +203,25 @@ class PreparerProcesses:
 
     def submit(self, image: np.ndarray, on_done: PreparedCallback, wait: bool) -> bool:
         """Hand the frame to a worker; `on_done` gets its prepared image or the error, once. False when every
-        slot is busy and `wait` is False (the caller's overrun). Raises PreparerFailed, the frame not taken,
-        once a worker has died (`failure` says which and how)."""
-        while True:
-            if self._failure is not None:
-                raise PreparerFailed(self._failure)
-            # A worker that dies once a slot is taken fails the frame through `on_done` (see below).
-            if (slot := self._free.take(0.1 if wait else 0.0)) is not None:
-                break
-            if not wait:
-                return False
+        slot is busy, or every prepared buffer held, and `wait` is False (the caller's overrun). Raises
+        PreparerFailed, the frame not taken, once a worker has died (`failure` says which and how)."""
+        if (slot := self._take(self._free, wait)) is None:
+            return False
+        try:
+            prepared = self._take(self._free_prepared, wait)
+        except PreparerFailed:
+            self._free.put(slot)
+            raise
+        if prepared is None:
+            self._free.put(slot)
+            return False
         located = self._shared_frames.locate(image) if self._shared_frames is not None else None
         if located is None:
             try:
                 where = self._copy_into(slot, image)
             except PreparerFailed:
                 self._free.put(slot)
+                self._free_prepared.put(prepared)
                 raise
             strides, offset = None, 0
             self.frames_copied += 1
@@ -192,16 +230,27 @@ class PreparerProcesses:
             where, strides = ("shared", frame_name), image.strides
             self.frames_read_in_place += 1
         with self._busy_lock:
-            slot.on_done, slot.image = on_done, (image if located is not None else None)
+            slot.on_done, slot.image, slot.prepared = on_done, (image if located is not None else None), prepared
         try:
             # pickle.dumps, not Connection.send: that builds a ForkingPickler for every message (2 µs
             # against 0.4 here) for what is plain data; the worker's recv() reads either.
-            message = (slot.number, image.shape, image.dtype.str, strides, offset, where)
+            message = (slot.number, prepared, image.shape, image.dtype.str, strides, offset, where)
             self._connections[slot.worker].send_bytes(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
         except OSError as exc:
             # Registered, the frame is the worker's: its failure reaches `on_done` like any it held.
             self._worker_died(slot.worker, f"cannot be reached: {exc}")
         return True
+
+    def _take(self, pool: _FreePool, wait: bool):
+        """A free slot or buffer from `pool`; None when there is none and `wait` is False."""
+        while True:
+            if self._failure is not None:
+                raise PreparerFailed(self._failure)
+            # A worker that dies once a slot is taken fails the frame through `on_done` (see below).
+            if (taken := pool.take(0.1 if wait else 0.0)) is not None:
+                return taken
+            if not wait:
+                return None
 
     @staticmethod
     def _copy_into(slot: _Slot, image: np.ndarray) -> tuple[str, str | None]:
@@ -237,10 +286,17 @@ class PreparerProcesses:
                         self._hand_back(self._slots[number], error, prepare_ms)
 
     def _hand_back(self, slot: _Slot, error: str | None, prepare_ms: float | None) -> None:
-        prepared = None if error else np.array(np.ndarray(self._prepared_shape, np.uint8, buffer=slot.prepared.buf))
         with self._busy_lock:
-            on_done, slot.on_done, slot.image = slot.on_done, None, None
+            on_done, slot.on_done, slot.image, buffer, slot.prepared = slot.on_done, None, None, slot.prepared, None
+        if on_done is None:  # an answer read after its worker was found dead: the frame already failed
+            return
         self._free.put(slot)
+        prepared = None
+        if error:
+            self._give_back_prepared(buffer)
+        else:  # lent as it is, not copied out: the station's batch is the one copy it makes
+            prepared = PreparedImage(np.ndarray(self._prepared_shape, np.uint8, buffer=self._prepared[buffer].buf),
+                                     functools.partial(self._give_back_prepared, buffer))
         try:
             on_done(prepared, error, prepare_ms)
         except Exception as exc:  # the caller's bug: stop taking frames, but go on handing back the rest
@@ -248,6 +304,16 @@ class PreparerProcesses:
                 if self._failure is None:
                     self._failure = (f"handing back a prepared frame failed ({type(exc).__name__}: {exc}); "
                                      "restart the station")
+
+    def _give_back_prepared(self, buffer: int) -> None:
+        with self._busy_lock:
+            if not self._pool_closed:
+                self._free_prepared.put(buffer)
+                return
+        try:  # lent past close: its name is already gone, and now nothing reads it
+            self._prepared[buffer].close()
+        except BufferError:  # a view of it still lives: its mapping goes when that does
+            pass
 
     def _holds_frames(self, worker: int) -> bool:
         with self._busy_lock:
@@ -265,11 +331,12 @@ class PreparerProcesses:
         with self._busy_lock:
             if self._failure is None:
                 self._failure = message
-            pending = [slot.on_done for slot in self._slots if slot.worker == worker and slot.on_done is not None]
-            for slot in self._slots:
-                if slot.worker == worker:
-                    slot.on_done, slot.image = None, None
-        for on_done in pending:
+            held = [slot for slot in self._slots if slot.worker == worker and slot.on_done is not None]
+            pending = [(slot.on_done, slot.prepared) for slot in held]
+            for slot in held:
+                slot.on_done, slot.image, slot.prepared = None, None, None
+        for on_done, buffer in pending:
+            self._give_back_prepared(buffer)  # the worker is dead: nothing writes there any more
             on_done(None, message, None)
 
     def close(self) -> None:
@@ -294,7 +361,14 @@ class PreparerProcesses:
             connection.close()
         for slot in self._slots:
             release_shared_memory(slot.frame)
-            release_shared_memory(slot.prepared)
+        with self._busy_lock:
+            self._pool_closed = True
+            free = set(self._free_prepared.take_all())
+        for buffer, memory in enumerate(self._prepared):
+            if buffer in free:
+                release_shared_memory(memory)
+            else:  # lent to the station: unmapped when it gives it back
+                memory.unlink()
 
 
 def _allocate(size_bytes: int) -> SharedMemory:
@@ -309,7 +383,7 @@ def serve(connection: Connection, spec: InputSpec) -> None:
     cv2.setNumThreads(1)  # a process per core: OpenCV's own threads would only compete with the others
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches the whole process group; the station decides
     connection.send("ready")
-    if (prepared_names := _next_message(connection)) is None:  # the station closed before it gave out the slots
+    if (prepared_names := _next_message(connection)) is None:  # the station closed before it named the prepared buffers
         return
     prepared_buffers = {number: SharedMemory(name=name) for number, name in prepared_names.items()}
     slot_frames: dict[int, SharedMemory] = {}  # frames copied into a slot, by slot number
@@ -318,11 +392,11 @@ def serve(connection: Connection, spec: InputSpec) -> None:
     while not ended:
         messages, ended = waiting_frames(connection)
         answers = []
-        for number, shape, dtype, strides, offset, where in messages:
+        for number, prepared, shape, dtype, strides, offset, where in messages:
             memory = _frame_memory(number, where, shared_frames, slot_frames)
             frame = np.ndarray(shape, dtype, buffer=memory.buf, offset=offset, strides=strides)
             started = time.perf_counter()
-            error = _prepare_into(frame, prepared_buffers[number], spec)
+            error = _prepare_into(frame, prepared_buffers[prepared], spec)
             del frame  # a live view would keep its buffer from being detached
             answers.append((number, error, (time.perf_counter() - started) * 1000))
         if answers:

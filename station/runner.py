@@ -31,7 +31,7 @@ from station.garbage_collection import startup_objects_frozen
 from station.geometry import frame_size_warning
 from station.latency_plot import write_latency_histogram
 from station.metrics import serve_metrics
-from station.pipeline import PipelineSettings, StationPipeline
+from station.pipeline import PipelineSettings, StationPipeline, prepared_images_held_at_most
 from station.prepare_processes import PreparerProcesses
 from station.shared_frames import SharedFrames
 from station.sequence_ledger import SequenceLedger, ledger_path, recover_in_flight
@@ -70,7 +70,9 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
             # The source builds its frames where the preparer processes read them, with no copy between.
             shared_frames = SharedFrames()
             # Before the camera starts grabbing: starting them takes about a second.
-            preparers = PreparerProcesses(bundle.meta.input, config.batching.prepare_processes, shared_frames)
+            preparers = PreparerProcesses(bundle.meta.input, config.batching.prepare_processes, shared_frames,
+                                          held_by_station=prepared_images_held_at_most(
+                                              config.batching.queue_size, chosen.inference_workers, config.batching.max_batch))
         source = build_source(config, limits.frames, progress, shared_frames)
         source.open()
         output = build_output(config)

@@ -28,8 +28,12 @@ class Results:
 
     def callback(self, number: int):
         def on_done(prepared, error, prepare_ms):
+            array = None
+            if prepared is not None:  # lent: kept as a copy, and its buffer given back for the next frame
+                array = prepared.array.copy()
+                prepared.release()
             with self._arrived:
-                self.by_number[number] = (prepared, error)
+                self.by_number[number] = (array, error)
                 self.prepare_ms[number] = prepare_ms
                 self._arrived.notify_all()
         return on_done
@@ -51,8 +55,9 @@ def shared():
 def preparers(shared):
     made = []
 
-    def start(processes: int, spec: InputSpec = SPEC, shared_frames: SharedFrames | None = None) -> PreparerProcesses:
-        made.append(PreparerProcesses(spec, processes, shared_frames))
+    def start(processes: int, spec: InputSpec = SPEC, shared_frames: SharedFrames | None = None,
+              held_by_station: int = 0) -> PreparerProcesses:
+        made.append(PreparerProcesses(spec, processes, shared_frames, held_by_station))
         return made[-1]
 
     yield start
@@ -146,6 +151,48 @@ def test_a_worker_that_dies_fails_the_frames_it_held_and_every_later_one(prepare
     assert sorted(ms is None for ms in results.prepare_ms.values()) == [False] * SLOTS_PER_PROCESS + [True] * SLOTS_PER_PROCESS
     with pytest.raises(PreparerFailed, match="preparer process 1 stopped"):
         pool.submit(image, results.callback(100), wait=True)
+
+
+def test_a_prepared_image_is_lent_as_prepared_until_released_and_its_buffer_then_serves_another_frame(preparers):
+    pool, images = preparers(1, held_by_station=2), frames()
+    kept, arrived = {}, threading.Semaphore(0)
+
+    def keep(number):
+        def on_done(prepared, error, prepare_ms):
+            kept[number] = prepared
+            arrived.release()
+        return on_done
+
+    for number in range(SLOTS_PER_PROCESS + 2):  # a buffer for each slot, and the 2 the station may hold
+        assert pool.submit(images[number % len(images)], keep(number), wait=True)
+        assert arrived.acquire(timeout=30)
+    assert pool.submit(images[0], keep(99), wait=False) is False  # slots are free, but no buffer is
+    for number, prepared in kept.items():  # none was written over by a later frame
+        assert np.array_equal(prepared.array, prepare(images[number % len(images)], SPEC)), number
+    kept[3].release()
+    assert kept[3].array is None
+    kept[3].release()  # once only: a second release gives nothing back
+    assert pool.submit(images[1], keep(100), wait=False)  # into the buffer released
+    assert arrived.acquire(timeout=30)
+    assert pool.submit(images[2], keep(101), wait=False) is False
+    assert np.array_equal(kept[100].array, prepare(images[1], SPEC))
+    assert np.array_equal(kept[4].array, prepare(images[4 % len(images)], SPEC))
+
+
+def test_a_prepared_image_released_after_close_is_readable_until_then_and_leaves_nothing_in_dev_shm(preparers):
+    before = set(os.listdir("/dev/shm"))
+    pool, image, kept = preparers(1), frames()[0], []
+    arrived = threading.Event()
+
+    def keep(prepared, error, prepare_ms):
+        kept.append(prepared)
+        arrived.set()
+
+    assert pool.submit(image, keep, wait=True) and arrived.wait(30)
+    pool.close()  # as the station's capture ends with items still queued for inference
+    assert not set(os.listdir("/dev/shm")) - before
+    assert np.array_equal(kept[0].array, prepare(image, SPEC))
+    kept[0].release()
 
 
 def test_closing_frees_the_shared_memory(preparers):
