@@ -33,7 +33,7 @@ from inspection.cli import run_guarded
 from inspection.errors import ConfigError
 from station.prepare_processes import PreparerProcesses
 from station.shared_frames import SharedFrames
-from station_overhead import line_frames, shared_memory_copy_us, workers_without_preparing  # this folder's
+from station_overhead import line_frames, measured_commit, shared_memory_copy_us, workers_without_preparing  # this folder's
 from training.bench.result_file import write_or_print
 from training.versions import library_versions, machine_description
 
@@ -86,7 +86,7 @@ def main() -> int:
     spec = load_bundle(args.bundle).meta.input
     images = line_frames(args.frames, args.product)
     result = {"machine": machine_description(), "cores": len(os.sched_getaffinity(0)), "versions": library_versions(),
-              "bundle": str(args.bundle), "frames": args.frames, "frame_shape": list(images[0].shape),
+              "station_code": measured_commit(), "bundle": str(args.bundle), "frames": args.frames, "frame_shape": list(images[0].shape),
               "processes": args.processes, "copy_us": shared_memory_copy_us(images)}
     for frames_are, in_place in (("copied", False), ("in_place", True)):
         with workers_without_preparing(0.0):

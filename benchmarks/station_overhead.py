@@ -40,6 +40,7 @@ import contextlib
 import functools
 import os
 import resource
+import subprocess
 import sys
 import threading
 import time
@@ -158,6 +159,21 @@ class ThreadCpuSampler:
         for tid, (name, seconds) in self._seconds.items():
             spent[name] += seconds - self._start.get(tid, 0.0)
         return {name: round(seconds * 1e6 / frames, 1) for name, seconds in spent.most_common() if seconds > 0}
+
+
+def measured_commit() -> str | None:
+    """The commit of the station code measured (the checkout `station` was imported from), "+changes"
+    when its station/ or inspection/ has uncommitted ones; None outside a git checkout (a copy on a GPU
+    machine)."""
+    checkout = str(Path(station.pipeline.__file__).parent.parent)
+    try:
+        commit = subprocess.run(["git", "-C", checkout, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                check=True).stdout.strip()
+        changed = subprocess.run(["git", "-C", checkout, "status", "--porcelain", "--untracked-files=no", "--",
+                                  "station", "inspection"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+changes" if changed else "")
 
 
 def shared_memory_copy_us(images: list[np.ndarray], buffers: int = 3) -> float:
@@ -290,7 +306,7 @@ def main() -> int:
     if args.frames < 1:
         raise ConfigError("--frames must be at least 1.")
     result = {"machine": machine_description(), "cores": len(os.sched_getaffinity(0)), "versions": library_versions(),
-              "bundle": str(args.bundle), "input": load_bundle(args.bundle).meta.input.model_dump(mode="json"),
+              "station_code": measured_commit(), "bundle": str(args.bundle), "input": load_bundle(args.bundle).meta.input.model_dump(mode="json"),
               "product": args.product, "frames": args.frames, "runs": []}
     elsewhere = ("elsewhere",) if args.elsewhere_ms is not None else ()
     plan = ([({"prepare_threads": count}, mode, False) for count in threads for mode in ("real", "free")]
