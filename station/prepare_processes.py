@@ -6,7 +6,8 @@ Python steps hold its GIL (on 2 cores, 2 threads prepared fewer frames a second 
 benchmarks/station_overhead.py). Here each worker process prepares whole frames with its own
 interpreter. A frame the source built in shared memory (`station.shared_frames`) is read there in
 place; any other frame is first copied into a shared slot of the worker's. Either way the station
-sends the slot's number and the frame's place, and the worker writes the prepared image into the slot.
+sends the slot's number, the frame's place and a free prepared buffer's number, and the worker
+writes the prepared image into that buffer.
 
 The workers run the very same `prepare`, so a prepared frame is byte for byte the one the capture
 thread would have made (a test holds them equal).
