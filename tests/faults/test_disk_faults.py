@@ -117,11 +117,14 @@ def test_archive_turning_read_only_mid_run_follows_the_policy_and_releases_nothi
                                                                                         live_pipeline, policy):
     monkeypatch.setattr(runner, "RAW_FPS_SECONDS", 0.1)
     real_write = store._write_file_durably
+    at_failure: dict[str, int] = {}
 
     def write_until_read_only(path, data):
         # From the 60th item on, the volume is read-only under the station (e.g. ext4 errors=remount-ro):
         # the next commit's chain_head (and any new image) cannot be written.
         if live_pipeline and live_pipeline[0].tally.frames >= 60:
+            # Records reach the writer in sequence order, each after its item was signalled.
+            at_failure.setdefault("submitted", live_pipeline[0].tally.archived_submitted)
             raise OSError(errno.EROFS, "Read-only file system", str(path))
         real_write(path, data)
 
@@ -146,7 +149,11 @@ def test_archive_turning_read_only_mid_run_follows_the_policy_and_releases_nothi
     withheld = [r.sequence for r in held_back if r.reason.startswith("pass withheld, rejected: the archive failed")]
     released = s["unarchived_passed_sequences"]
     assert withheld, "the items in transit at the failure, nearly all good, should have been withheld"
-    assert all(sequence < withheld[0] for sequence in released) and len(released) < 20
+    assert all(sequence < withheld[0] for sequence in released)
+    # Released: the passes whose records the writer still held when the volume failed (as many as it
+    # lagged behind: on a busy CI machine once 90), and the item or two the
+    # gate signalled while the writer's failure reached it. None signalled after.
+    assert all(sequence <= at_failure["submitted"] + 3 for sequence in released), (released, at_failure)
     assert not [r.sequence for r in held_back if r.verdict == "pass" and r.sequence > withheld[0]]
     if policy == "alarm":  # the line ran on: about 240 more items, nearly all good, none released
         assert len(withheld) > 100
