@@ -1,7 +1,13 @@
-"""The CUDA graph runner's staging copy on this machine's CPU: one batch of 256 frames at 224 px
+"""The GPU backends' staging copy on this machine's CPU: one batch of 256 frames at 224 px
 (38.5 MB, uint8) copied by one thread and by `copy_rows` with STAGING_COPY_THREADS threads.
 
     .venv/bin/python benchmarks/staging_copy.py [--rounds 20] [--out benchmarks/results/staging_copy_cpu.json]
+
+And a station's batch: 64 prepared images at 224 px, each in its own shared-memory buffer as the
+preparer processes lend them (a pool of STATION_POOL_IMAGES, more than the CPU's caches hold, taken
+in turn), copied into the staging memory either stacked first (`np.stack`, then `copy_rows`: the
+station before the twenty-third session) or straight from the buffers (`copy_rows` with the list:
+`Backend.infer_images`), by one thread and by STAGING_COPY_THREADS.
 
 Without a GPU the destination is ordinary (pageable) memory, not pinned memory: the figure is
 the host's copy bandwidth, which the GPU backend's copy into pinned memory is bound by too.
@@ -14,16 +20,48 @@ import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.shared_memory import SharedMemory
 from pathlib import Path
 
 import numpy as np
 
-from inspection.backends.cuda_graphs import STAGING_COPY_THREADS, copy_rows
+from inspection.backends.staging import STAGING_COPY_THREADS, copy_rows
 from inspection.cli import run_guarded
 from training.bench.result_file import write_or_print
 from training.versions import library_versions, machine_description
 
 BATCH_SHAPE = (256, 224, 224, 3)
+STATION_BATCH, STATION_POOL_IMAGES = 64, 1024  # the pool: 154 MB
+
+
+def station_batch_ms(rounds: int, pool: ThreadPoolExecutor) -> dict[str, float]:
+    """Median milliseconds to copy a station's batch from the preparers' buffers into staging memory."""
+    image_shape = BATCH_SHAPE[1:]
+    buffers = [SharedMemory(create=True, size=int(np.prod(image_shape))) for _ in range(STATION_POOL_IMAGES)]
+    try:
+        images = [np.ndarray(image_shape, np.uint8, buffer=memory.buf) for memory in buffers]
+        rng = np.random.default_rng(1)
+        for image in images:
+            image[...] = rng.integers(0, 256, image_shape, dtype=np.uint8)
+        staging = np.zeros((STATION_BATCH, *image_shape), dtype=np.uint8)
+        ways = {f"{way}, {threads} thread{'s' if threads > 1 else ''}": (way, threads)
+                for way in ("stacked first", "from the buffers") for threads in (1, STAGING_COPY_THREADS)}
+        times_ms: dict[str, list[float]] = {name: [] for name in ways}
+        batches = STATION_POOL_IMAGES // STATION_BATCH
+        for number in range(rounds + 2):  # alternated; the first two rounds warm the pages
+            for name, (way, threads) in ways.items():
+                start = (number * len(ways) + list(ways).index(name)) % batches * STATION_BATCH
+                batch = images[start : start + STATION_BATCH]
+                started = time.perf_counter()
+                copy_rows(staging, np.stack(batch) if way == "stacked first" else batch, pool, threads)
+                times_ms[name].append((time.perf_counter() - started) * 1000)
+                assert np.array_equal(staging[-1], batch[-1])
+        del images, batch
+        return {name: round(statistics.median(values[2:]), 2) for name, values in times_ms.items()}
+    finally:
+        for memory in buffers:
+            memory.close()
+            memory.unlink()
 
 
 def main() -> int:
@@ -46,6 +84,9 @@ def main() -> int:
               "megabytes": round(source.nbytes / 1e6, 1), "rounds": args.rounds,
               "median_ms": {name: round(ms, 2) for name, ms in median_ms.items()},
               "gigabytes_per_s": {name: round(source.nbytes / 1e6 / ms, 1) for name, ms in median_ms.items()}}
+    with ThreadPoolExecutor(max_workers=STAGING_COPY_THREADS) as pool:
+        result["station_batch"] = {"images": STATION_BATCH, "megabytes": round(STATION_BATCH * int(np.prod(BATCH_SHAPE[1:])) / 1e6, 1),
+                                   "pool_images": STATION_POOL_IMAGES, "median_ms": station_batch_ms(args.rounds, pool)}
     write_or_print(result, args.out)
     return 0
 

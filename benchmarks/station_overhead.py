@@ -29,8 +29,11 @@ And preparation alone, one thread, on the line's frames in the order the line dr
 distinct 640x480 frames, 236 MB: mostly not in the CPU's caches, as a camera's fresh frames are not):
 milliseconds per frame to locate the item, to prepare the frame with each shrink mode, and to copy it
 into shared memory (what handing it to a preparer process costs the station process first).
-The free model answers "good" for every item at once. It stands in for a GPU this machine lacks; it
-is a measuring tool, not a backend (it never leaves this script).
+The free model answers "good" for every item at once, after copying the batch into its own input
+memory as a GPU backend copies it into pinned memory (until the twenty-third session it copied
+nothing: the station's stacked batch was then the one copy; now the station hands over the prepared
+images unstacked, and this copy is the one). It stands in for a GPU this machine lacks; it is a
+measuring tool, not a backend (it never leaves this script).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from multiprocessing.shared_memory import SharedMemory
 from pathlib import Path
@@ -56,6 +60,7 @@ import station.pipeline
 import station.prepare_processes
 import station.runner
 from inspection.backends import BackendKind
+from inspection.backends.staging import STAGING_COPY_THREADS, copy_rows
 from inspection.bundle import load_bundle
 from inspection.cli import run_guarded
 from inspection.errors import ConfigError, InspectionError
@@ -69,20 +74,33 @@ from station.sources.synthetic_line import SyntheticLineSource
 from training.bench.result_file import write_or_print
 from training.versions import library_versions, machine_description
 
+MAX_BATCH = 64
+
 
 class FreeModel:
-    kind = BackendKind.ONNXRUNTIME
-    description = "free model (station_overhead.py): every item good, no computation"
+    """Computes nothing. Like a GPU backend it copies every batch into its own input memory (pinned
+    memory there, its staging copy: `copy_rows`), so the station is measured with the one copy of each
+    image it makes on a GPU host."""
 
-    def __init__(self, classes: int, good_index: int) -> None:
+    kind = BackendKind.ONNXRUNTIME
+    description = "free model (station_overhead.py): every item good, no computation, one staging copy"
+
+    def __init__(self, classes: int, good_index: int, frame_shape: tuple[int, int, int], max_batch: int) -> None:
         self._answer = np.zeros(classes, dtype=np.float32)
         self._answer[good_index] = 1.0
+        self._input = np.zeros((max_batch, *frame_shape), dtype=np.uint8)
+        self._copiers = ThreadPoolExecutor(STAGING_COPY_THREADS, thread_name_prefix="staging-copy")
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(self._answer, (len(batch), len(self._answer))).copy()
+    def infer(self, batch: np.ndarray | list[np.ndarray]) -> np.ndarray:
+        rows = len(batch)
+        copy_rows(self._input[:rows], batch, self._copiers, STAGING_COPY_THREADS)
+        return np.broadcast_to(self._answer, (rows, len(self._answer))).copy()
+
+    def infer_images(self, images: list[np.ndarray]) -> np.ndarray:
+        return self.infer(images)
 
     def close(self) -> None:
-        pass
+        self._copiers.shutdown()
 
 
 def answer_without_preparing(wall_ms_per_frame: float, connection: Connection, spec) -> None:
@@ -210,8 +228,9 @@ def run(bundle_path: Path, frames: int, preparation: dict, prepare_mode: str, pr
     `elsewhere_ms` a frame instead of preparing it)."""
     bundle = load_bundle(bundle_path)
     names = bundle.meta.class_names
-    model = FreeModel(len(names), names.index(bundle.meta.good_classes[0]))
     spec = bundle.meta.input
+    model = FreeModel(len(names), names.index(bundle.meta.good_classes[0]), (spec.size_px, spec.size_px, spec.channels),
+                      MAX_BATCH)
     ready = np.zeros((spec.size_px, spec.size_px, spec.channels), dtype=np.uint8)
     real_open, real_prepare, real_run = station.runner.open_backend, station.pipeline.prepare, StationPipeline.run
     station.runner.open_backend = lambda *args, **kwargs: model
@@ -236,7 +255,7 @@ def run(bundle_path: Path, frames: int, preparation: dict, prepare_mode: str, pr
         config = StationConfig.model_validate({
             "bundle": bundle_path,
             "backend": {"kind": "onnxruntime", "precision": "fp32"},
-            "batching": {"max_batch": 64, "queue_size": 256, "inference_workers": 1, **preparation},
+            "batching": {"max_batch": MAX_BATCH, "queue_size": 256, "inference_workers": 1, **preparation},
             "source": {"kind": "synthetic", "defect_rate": 0.02, "seed": 11, "product": product},
         })
         worker_wall_ms = {"real": None, "free": 0.0, "elsewhere": elsewhere_ms}[prepare_mode]

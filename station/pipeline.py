@@ -34,6 +34,7 @@ from inspection.backends import Backend
 from inspection.bundle import Bundle
 from inspection.decision import Decision, Verdict, decide_batch, fault
 from inspection.errors import CorruptImageError
+from inspection.input_spec import InputLayout
 from inspection.preprocess import prepare, to_model_input
 from station.archive import ArchiveWriter, ItemRecord
 from station.archive.errors import ArchiveError
@@ -375,8 +376,7 @@ class StationPipeline:
         items = [item for _, item in batch]
         started = time.perf_counter()
         try:
-            inputs = to_model_input(_stack_prepared(items), self._spec)
-            probabilities = self._backend.infer(inputs)
+            probabilities = self._infer(items)
             if len(probabilities) != len(items):
                 raise ValueError(f"backend returned {len(probabilities)} rows for {len(items)} frames")
         except Exception as exc:  # a backend failure must fault the items, never pass them
@@ -392,13 +392,26 @@ class StationPipeline:
         # Once for the batch: a capture thread waiting for the read-ahead limit wakes once, not per item.
         self._note_decided(len(items))
 
+    def _infer(self, items: list[_InFlight]) -> np.ndarray:
+        """The batch's probabilities. Every item lets go of its prepared image once the backend has it (a
+        lent one goes back to its preparer's pool for the next frame)."""
+        try:
+            images = [item.prepared for item in items]
+            if self._spec.layout == InputLayout.NHWC_UINT8:
+                # As they lie: a GPU backend copies them straight into its pinned memory, not stacked first.
+                return self._backend.infer_images(images)
+            return self._backend.infer(to_model_input(np.stack(images), self._spec))
+        finally:
+            for item in items:
+                _let_go_of_prepared(item)
+
     def _resolve(self, sequence: int, item: _InFlight, decision: Decision, probabilities: np.ndarray | None) -> None:
         self._record_decision(sequence, item, decision, probabilities)
         self._note_decided(1)
 
     def _record_decision(self, sequence: int, item: _InFlight, decision: Decision, probabilities: np.ndarray | None) -> None:
         item.decision, item.probabilities, item.decided_utc = decision, probabilities, utc_now_iso()
-        _let_go_of_prepared(item)  # an item faulted before its batch was stacked still holds it
+        _let_go_of_prepared(item)  # an item faulted before its batch was inferred still holds it
         self.tally.latencies_ms.record((time.monotonic() - item.frame.trigger_time_s) * 1000)
         self.gate.resolve(sequence, ItemResult.from_decision(sequence, decision, self._policy.class_names))
 
@@ -534,16 +547,6 @@ def prepared_images_held_at_most(queue_size: int, inference_workers: int, max_ba
     """Prepared images a pipeline holds at once, beyond its preparers' slots: its inference queue, a batch
     gathered by each inference worker, and one on its way into the full queue."""
     return queue_size + inference_workers * max_batch + 1
-
-
-def _stack_prepared(items: list[_InFlight]) -> np.ndarray:
-    """The batch's prepared images in one array, its own copy: each item lets go of its image at once
-    (a lent one goes back to its preparer's pool for the next frame)."""
-    try:
-        return np.stack([item.prepared for item in items])
-    finally:
-        for item in items:
-            _let_go_of_prepared(item)
 
 
 def _let_go_of_prepared(item: _InFlight) -> None:

@@ -16,7 +16,8 @@ Each worker owns `SLOTS_PER_PROCESS` slots: its place in the worker's pipe and, 
 copied, a frame buffer (grown when a larger frame comes). A slot is busy from `submit` until the worker
 answers; a worker that dies fails its busy slots and every later `submit` (`PreparerFailed`), so no
 frame is ever lost. The prepared image is written into a buffer of a shared pool and lent to the station
-as it is (`PreparedImage`), not copied out: the station stacks it into its batch and then releases it.
+as it is (`PreparedImage`), not copied out: the station hands it to its backend, which copies it into
+its batch (a GPU backend straight into pinned memory), and then releases it.
 The pool has a buffer for every slot and `held_by_station` more (what the station's inference queue
 and batches hold), so a free slot finds a free buffer.
 
@@ -66,7 +67,7 @@ CORRUPT_FRAME = "corrupt frame"
 
 class PreparedImage:
     """A prepared frame (uint8 HxWxC) in a buffer of the preparers' shared pool, lent to the station:
-    read `array` (stack it into a batch), then `release()` it for another frame. From then on `array`
+    read `array` (copy it into a batch), then `release()` it for another frame. From then on `array`
     is None; releasing again does nothing."""
 
     __slots__ = ("array", "_give_back")

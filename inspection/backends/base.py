@@ -1,13 +1,16 @@
 """The backend Protocol and its registry.
 
 Every backend takes the model-input batch that `inspection.preprocess.to_model_input` produces and
-returns class probabilities as float32 (N, C). Backend modules are imported only when opened, so
+returns class probabilities as float32 (N, C). `infer_images` takes the prepared images of a model
+that reads uint8 NHWC (every bundle's default) as a list, not stacked: a GPU backend copies them into
+its pinned memory once, where stacking first would copy each twice (see backends/staging.py). Backend modules are imported only when opened, so
 importing `inspection` never loads torch, TensorRT or ONNX Runtime.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -30,6 +33,8 @@ class Backend(Protocol):
     description: str  # what actually runs, e.g. "onnxruntime 1.20 CPUExecutionProvider, 2 threads"
 
     def infer(self, batch: np.ndarray) -> np.ndarray: ...
+
+    def infer_images(self, images: Sequence[np.ndarray]) -> np.ndarray: ...  # = infer(np.stack(images))
 
     def close(self) -> None: ...
 

@@ -5,7 +5,8 @@ captured graph launches the whole network at once. Graphs need fixed shapes and 
 graph is captured per batch size in `batch_sizes` (powers of two up to the largest) over static
 device buffers, and a batch runs on the smallest graph that holds it (padding rows are ignored).
 
-Transfers: a camera frame is copied once into pinned host memory, uploaded as uint8 (4x fewer bytes
+Transfers: a camera frame is copied once into pinned host memory (the station's prepared images
+straight from the preparers' buffers, `infer` taking a list of them as it takes a batch), uploaded as uint8 (4x fewer bytes
 than float) on a copy stream, and normalised on the GPU inside the model. Two slots alternate, so
 `infer_stream` uploads batch k+1 while the GPU computes batch k. A large batch is copied into
 pinned memory by several threads (numpy releases the GIL): one thread's copy (3.4 ms for 256
@@ -17,19 +18,17 @@ end against 39,020 GPU-resident for resnet18 fp16).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from inspection.backends.staging import STAGING_COPY_THREADS, copy_rows
 from inspection.errors import BackendError
 
 WARMUP_RUNS = 3
-STAGING_COPY_THREADS = 4
-# Below this a batch is copied on the caller's thread: handing it to a pool costs more than it saves.
-PARALLEL_COPY_MIN_BYTES = 4 * 1024 * 1024
 
 
 def graph_batch_sizes(max_batch: int) -> tuple[int, ...]:
@@ -42,20 +41,6 @@ def graph_batch_sizes(max_batch: int) -> tuple[int, ...]:
         size *= 2
     sizes.append(max_batch)
     return tuple(sizes)
-
-
-def copy_rows(destination: np.ndarray, source: np.ndarray, pool: ThreadPoolExecutor, threads: int) -> None:
-    """destination[...] = source, split by rows over `threads` pool threads when it is large."""
-    if source.nbytes < PARALLEL_COPY_MIN_BYTES or threads < 2 or len(source) < 2:
-        destination[...] = source
-        return
-    step = -(-len(source) // threads)
-
-    def copy_part(start: int) -> None:
-        destination[start : start + step] = source[start : start + step]
-
-    for done in [pool.submit(copy_part, start) for start in range(0, len(source), step)]:
-        done.result()
 
 
 @dataclass(eq=False)
@@ -114,7 +99,7 @@ class CudaGraphRunner:
     def _graph_for(self, rows: int) -> int:
         return next(size for size in self.batch_sizes if size >= rows)
 
-    def _submit(self, batch: np.ndarray) -> _Slot:
+    def _submit(self, batch: np.ndarray | Sequence[np.ndarray]) -> _Slot:
         torch = self._torch
         rows = len(batch)
         number = self._next_slot
@@ -139,7 +124,8 @@ class CudaGraphRunner:
         slot.done.synchronize()
         return slot.host_out[: slot.rows].numpy().copy()
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
+    def infer(self, batch: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """Probabilities for a batch: one array, or a list of images copied into pinned memory one by one."""
         return np.concatenate([self._collect(self._submit(chunk)) for chunk in self._chunks(batch)])
 
     def infer_stream(self, batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
@@ -175,5 +161,5 @@ class CudaGraphRunner:
     def close(self) -> None:
         self._staging.shutdown(wait=True)
 
-    def _chunks(self, batch: np.ndarray) -> list[np.ndarray]:
+    def _chunks(self, batch: np.ndarray | Sequence[np.ndarray]) -> list:
         return [batch[start : start + self.max_batch] for start in range(0, len(batch), self.max_batch)]

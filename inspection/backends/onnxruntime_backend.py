@@ -72,6 +72,9 @@ class OnnxRuntimeBackend:
         outputs = np.asarray(outputs, dtype=np.float32)
         return softmax(outputs) if self._apply_softmax else outputs
 
+    def infer_images(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        return self.infer(np.stack(images))  # ONNX Runtime reads one array
+
     def _run_in_fixed_batches(self, batch: np.ndarray) -> np.ndarray:
         size = self._fixed_batch
         padded = np.concatenate([batch, np.zeros((-len(batch) % size, *batch.shape[1:]), batch.dtype)])

@@ -3,18 +3,22 @@
 Written against TensorRT 10's documented Python API and never run here: TensorRT cannot be
 installed on our development or benchmark machines (README, "GPU path"). I/O buffers are torch CUDA
 tensors (no pycuda); tensor addresses are set by name; `execute_async_v3` runs on the backend's own
-stream; host input goes through pinned memory; every TensorRT call's result is checked. An engine
-built for another GPU or TensorRT version is refused with the command that rebuilds it: engines
-are never built silently on the first frame.
+stream; host input goes through pinned memory (copied by several threads when large, the station's
+images straight from the preparers' buffers, see staging.py); every TensorRT call's result is
+checked. An engine built for another GPU or TensorRT version is refused with the command that
+rebuilds it: engines are never built silently on the first frame.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
 from inspection.backends.base import BackendKind
+from inspection.backends.staging import STAGING_COPY_THREADS, copy_rows
 from inspection.bundle import Bundle, EngineEntry
 from inspection.errors import BackendError, BackendUnavailableError
 
@@ -86,6 +90,7 @@ class TensorRtBackend:
         self._frame_shape = (spec.size_px, spec.size_px, spec.channels)
         self._classes = len(bundle.meta.class_names)
         self._stream = torch.cuda.Stream()
+        self._staging = ThreadPoolExecutor(max_workers=STAGING_COPY_THREADS, thread_name_prefix="staging-copy")
         self._host_in = torch.empty((self.max_batch, *self._frame_shape), dtype=torch.uint8, pin_memory=True)
         self._device_in = torch.empty((self.max_batch, *self._frame_shape), dtype=torch.uint8, device="cuda")
         self._device_out = torch.empty((self.max_batch, self._classes), dtype=torch.float32, device="cuda")
@@ -101,13 +106,17 @@ class TensorRtBackend:
         if not ok:
             raise BackendError(f"TensorRT {what} failed. Rebuild the engine with `inspection export --tensorrt`.")
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
+    def infer(self, batch: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+        """Probabilities for a batch: one array, or a list of images copied into pinned memory one by one."""
         chunks = [batch[i : i + self.max_batch] for i in range(0, len(batch), self.max_batch)]
         return np.concatenate([self._infer_chunk(chunk) for chunk in chunks])
 
-    def _infer_chunk(self, chunk: np.ndarray) -> np.ndarray:
+    def infer_images(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        return self.infer(images)
+
+    def _infer_chunk(self, chunk: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         torch, rows = self._torch, len(chunk)
-        self._host_in[:rows].numpy()[...] = chunk
+        copy_rows(self._host_in[:rows].numpy(), chunk, self._staging, STAGING_COPY_THREADS)
         self._check(self._context.set_input_shape(self._input, (rows, *self._frame_shape)), f"set_input_shape({rows})")
         with torch.cuda.stream(self._stream):
             self._device_in[:rows].copy_(self._host_in[:rows], non_blocking=True)
@@ -117,6 +126,7 @@ class TensorRtBackend:
         return self._host_out[:rows].numpy().copy()
 
     def close(self) -> None:
+        self._staging.shutdown(wait=True)
         self._context = None
         self._engine = None
 

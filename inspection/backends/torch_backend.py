@@ -8,7 +8,7 @@ uploads and normalisation on the GPU (see cuda_graphs.py); `cuda_graphs=False` r
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -109,6 +109,11 @@ class TorchBackend:
             if self._device.type == "cuda":
                 images = images.pin_memory().to(self._device, non_blocking=True)
             return self._model(images).float().cpu().numpy()
+
+    def infer_images(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        if self._graphs is not None:  # copied into the graphs' pinned memory one by one, not stacked first
+            return self._graphs.infer(images)
+        return self.infer(np.stack(images))
 
     def infer_stream(self, batches: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         """Probabilities per batch, in order; with CUDA graphs, uploads overlap the previous batch's compute."""

@@ -25,8 +25,10 @@ def test_backend_matches_onnxruntime(tiny_bundle, frames, kind):
     backend = open_backend(kind.value, bundle)
     try:
         probabilities = backend.infer(frames)
+        unstacked = backend.infer_images(list(frames))  # the station's prepared images, as they lie
     finally:
         backend.close()
+    np.testing.assert_array_equal(unstacked, probabilities)
     assert probabilities.shape == (5, len(bundle.meta.class_names)) and probabilities.dtype == np.float32
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     assert np.abs(probabilities - reference).max() <= bundle.meta.backend_tolerance

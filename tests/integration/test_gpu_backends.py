@@ -34,17 +34,20 @@ def test_cuda_graphs_fp32_match_onnxruntime(tiny_bundle, rows):
 
 
 def test_batches_staged_by_the_copy_threads_give_the_same_probabilities(tiny_bundle, monkeypatch):
-    from inspection.backends import cuda_graphs
+    from inspection.backends import staging
 
     bundle = load_bundle(tiny_bundle)
     frames = _frames(bundle, 21)
     backend = open_backend("torch", bundle, device="cuda", max_batch=8)
     try:
         one_thread = backend.infer(frames)
-        monkeypatch.setattr(cuda_graphs, "PARALLEL_COPY_MIN_BYTES", 0)  # the tiny frames take the large-batch path
+        unstacked = backend.infer_images(list(frames))
+        monkeypatch.setattr(staging, "PARALLEL_COPY_MIN_BYTES", 0)  # the tiny frames take the large-batch path
         np.testing.assert_array_equal(backend.infer(frames), one_thread)
+        np.testing.assert_array_equal(backend.infer_images(list(frames)), one_thread)
     finally:
         backend.close()
+    np.testing.assert_array_equal(unstacked, one_thread)
 
 
 def test_fp16_agrees_with_fp32_and_the_stream_keeps_order(tiny_bundle):

@@ -1,0 +1,66 @@
+"""The pinned-memory staging copy of the GPU backends, which runs without a GPU (numpy only)."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from inspection.backends.staging import PARALLEL_COPY_MIN_BYTES, copy_rows
+
+
+class CountingPool(ThreadPoolExecutor):
+    def __init__(self):
+        super().__init__(max_workers=4)
+        self.threads_used: set[int] = set()
+        self.parts = 0
+
+    def submit(self, fn, *args):
+        def run():
+            self.threads_used.add(threading.get_ident())
+            return fn(*args)
+        self.parts += 1
+        return super().submit(run)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 7, 255, 256])
+def test_a_large_batch_is_copied_exactly_in_parts_on_the_pool(rows):
+    row_bytes = -(-PARALLEL_COPY_MIN_BYTES // 255)  # 255 rows and more reach the parallel copy
+    source = np.random.default_rng(rows).integers(0, 256, (rows, row_bytes), dtype=np.uint8)
+    destination = np.zeros((256, row_bytes), dtype=np.uint8)
+    with CountingPool() as pool:
+        copy_rows(destination[:rows], source, pool, threads=4)
+    assert np.array_equal(destination[:rows], source)
+    assert not destination[rows:].any()
+    assert pool.parts == (4 if rows >= 255 else 0)
+    assert threading.get_ident() not in pool.threads_used
+
+
+def test_a_failing_part_is_raised_not_lost():
+    source = np.zeros((8, PARALLEL_COPY_MIN_BYTES // 4 - 1), dtype=np.uint8)  # rows one byte short
+    with ThreadPoolExecutor(max_workers=4) as pool, pytest.raises(ValueError):
+        copy_rows(np.zeros((8, PARALLEL_COPY_MIN_BYTES // 4), dtype=np.uint8), source, pool, threads=4)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 7, 255])
+def test_a_list_of_images_is_copied_row_by_row_as_its_stack_would_be(rows):
+    row_bytes = -(-PARALLEL_COPY_MIN_BYTES // 255)
+    images = [np.random.default_rng(row).integers(0, 256, (row_bytes,), dtype=np.uint8) for row in range(rows)]
+    destination = np.zeros((256, row_bytes), dtype=np.uint8)
+    with CountingPool() as pool:
+        copy_rows(destination[:rows], images, pool, threads=4)
+    assert np.array_equal(destination[:rows], np.stack(images))
+    assert not destination[rows:].any()
+    assert pool.parts == (4 if rows >= 255 else 0)
+
+
+def test_an_image_of_another_shape_or_an_unsafe_dtype_is_refused_in_any_part():
+    row_bytes = -(-PARALLEL_COPY_MIN_BYTES // 8)
+    images = [np.zeros(row_bytes, dtype=np.uint8) for _ in range(8)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        with pytest.raises(ValueError):
+            copy_rows(np.zeros((8, row_bytes), dtype=np.uint8), images[:7] + [np.zeros(row_bytes - 1, dtype=np.uint8)], pool, threads=4)
+        with pytest.raises(TypeError):  # a float image would be truncated into uint8 silently
+            copy_rows(np.zeros((8, row_bytes), dtype=np.uint8), images[:7] + [np.zeros(row_bytes)], pool, threads=4)
+        with pytest.raises(ValueError, match="7 rows cannot be copied into 8"):
+            copy_rows(np.zeros((8, row_bytes), dtype=np.uint8), images[:7], pool, threads=4)
