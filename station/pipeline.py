@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -387,8 +387,7 @@ class StationPipeline:
         elapsed_ms = (time.perf_counter() - started) * 1000
         self.tally.stage_ms["infer_per_item"].record(elapsed_ms / len(items))
         self.tally.batch_sizes.record(len(items))
-        for sequence, item, row, decision in zip(sequences, items, probabilities, decide_batch(probabilities, self._policy)):
-            self._record_decision(sequence, item, decision, row)
+        self._record_decisions(sequences, items, decide_batch(probabilities, self._policy), probabilities)
         # Once for the batch: a capture thread waiting for the read-ahead limit wakes once, not per item.
         self._note_decided(len(items))
 
@@ -406,14 +405,22 @@ class StationPipeline:
                 _let_go_of_prepared(item)
 
     def _resolve(self, sequence: int, item: _InFlight, decision: Decision, probabilities: np.ndarray | None) -> None:
-        self._record_decision(sequence, item, decision, probabilities)
+        """One item's decision (a fault, mostly: it never reached a batch)."""
+        _let_go_of_prepared(item)  # an item faulted before its batch was inferred still holds it
+        self._record_decisions([sequence], [item], [decision], [probabilities])
         self._note_decided(1)
 
-    def _record_decision(self, sequence: int, item: _InFlight, decision: Decision, probabilities: np.ndarray | None) -> None:
-        item.decision, item.probabilities, item.decided_utc = decision, probabilities, utc_now_iso()
-        _let_go_of_prepared(item)  # an item faulted before its batch was inferred still holds it
-        self.tally.latencies_ms.record((time.monotonic() - item.frame.trigger_time_s) * 1000)
-        self.gate.resolve(sequence, ItemResult.from_decision(sequence, decision, self._policy.class_names))
+    def _record_decisions(self, sequences: list[int], items: list[_InFlight], decisions: list[Decision],
+                          probabilities: Sequence[np.ndarray | None]) -> None:
+        """Decisions made at one moment (a batch's): one timestamp, and one lock each for the latency
+        histogram and the gate. Each item holds its decision before the gate has its result."""
+        decided_utc, now = utc_now_iso(), time.monotonic()
+        for item, decision, row in zip(items, decisions, probabilities):
+            item.decision, item.probabilities, item.decided_utc = decision, row, decided_utc
+        self.tally.latencies_ms.record_many([(now - item.frame.trigger_time_s) * 1000 for item in items])
+        names = self._policy.class_names
+        self.gate.resolve_many([ItemResult.from_decision(sequence, decision, names)
+                                for sequence, decision in zip(sequences, decisions)])
 
     def _note_decided(self, count: int) -> None:
         if self._read_ahead is not None:

@@ -58,6 +58,18 @@ class TimingHistogram:
             if self.maximum is None or value > self.maximum:
                 self.maximum = value
 
+    def record_many(self, values: list[float]) -> None:
+        """record() each value, under one lock (a batch's items at once)."""
+        indices = [bin_of(value) for value in values]
+        with self._lock:
+            for index in indices:
+                self._counts[index] += 1
+            self.count += len(values)
+            self.total += sum(values)
+            largest = max(values, default=None)
+            if largest is not None and (self.maximum is None or largest > self.maximum):
+                self.maximum = largest
+
     def __len__(self) -> int:
         return self.count
 

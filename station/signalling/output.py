@@ -40,7 +40,7 @@ class ItemResult:
         return cls(
             sequence=sequence,
             reject=decision.is_rejected,
-            verdict=str(decision.verdict),
+            verdict=decision.verdict.value,
             defect_class_code=code,
             late=False,
             error=decision.verdict == Verdict.FAULT,

@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from enum import StrEnum
 from typing import Protocol
@@ -188,20 +188,36 @@ class RejectGate:
     def resolve(self, sequence: int, result: ItemResult) -> Resolution:
         if result.sequence != sequence:
             raise GateError(f"resolve({sequence}) was given the result of item {result.sequence}")
+        return self.resolve_many([result])[0]
+
+    def resolve_many(self, results: Sequence[ItemResult]) -> list[Resolution]:
+        """resolve() each result (its own sequence), in order: a batch's decisions, under one lock and one
+        reading of the position (they were decided together). A GateError stops at the result that
+        caused it; those before it are resolved, those after it time out at the gate (rejected)."""
+        resolutions: list[Resolution] = []
         with self._cond:
-            item = self._items.get(sequence)
-            if item is None:
-                if sequence in self._finished:
-                    return Resolution.ALREADY_SIGNALLED
-                raise GateError(f"item {sequence} was never tracked; call track() at its trigger")
-            if item.result is not None:
-                raise GateError(f"item {sequence} was already resolved; each item gets one decision")
-            item.result = result
-            if self._position.now() <= item.deadline:
-                return Resolution.SCHEDULED
-            item.resolved_late = True
-            self._cond.notify()
-            return Resolution.LATE
+            now = self._position.now()
+            try:
+                for result in results:
+                    resolutions.append(self._resolve_locked(result, now))
+            finally:
+                if Resolution.LATE in resolutions:
+                    self._cond.notify()
+        return resolutions
+
+    def _resolve_locked(self, result: ItemResult, now: float) -> Resolution:
+        item = self._items.get(result.sequence)
+        if item is None:
+            if result.sequence in self._finished:
+                return Resolution.ALREADY_SIGNALLED
+            raise GateError(f"item {result.sequence} was never tracked; call track() at its trigger")
+        if item.result is not None:
+            raise GateError(f"item {result.sequence} was already resolved; each item gets one decision")
+        item.result = result
+        if now <= item.deadline:
+            return Resolution.SCHEDULED
+        item.resolved_late = True
+        return Resolution.LATE
 
     def withhold_passes(self, reason: str) -> None:
         """From now on, every pass not yet published is published as a fault (rejected): the station

@@ -255,6 +255,40 @@ def test_misuse_is_refused() -> None:
         gate.track(2, time.monotonic())
 
 
+def test_a_batch_resolved_at_once_is_scheduled_late_or_already_signalled_per_item() -> None:
+    rejector = SimulatedRejector()
+    events: list[GateEvent] = []
+    gate = make_gate(rejector, delay_ms=60, window_ms=2000, on_outcome=events.append)
+    t0 = time.monotonic()
+    gate.track(1, t0 - 1.0)  # already past its deadline: timed out by the scheduler at once
+    wait_for(lambda: gate.counts().timed_out == 1)
+    with gate._cond:  # (re-entrant) holds the scheduler off item 2 until the batch is resolved
+        gate.track(2, t0 - 0.070)  # past its deadline, still pending: the gate has not got to it
+        gate.track(3, t0)
+        gate.track(4, t0)
+        assert gate.resolve_many([passed(1), passed(2), rejected(3), passed(4)]) == [
+            Resolution.ALREADY_SIGNALLED, Resolution.LATE, Resolution.SCHEDULED, Resolution.SCHEDULED]
+    gate.close()
+    assert rejector.sequences == [1, 2, 3, 4]
+    assert [(r.result.reject, r.result.late) for r in rejector.published] == [(True, True), (True, True), (True, False), (False, False)]
+    assert gate.counts().balanced and len(events) == 4
+
+
+def test_a_batch_stops_at_a_result_it_cannot_take_and_keeps_those_before() -> None:
+    rejector = SimulatedRejector()
+    gate = make_gate(rejector, delay_ms=1_000)
+    now = time.monotonic()
+    gate.track(1, now)
+    gate.track(2, now)
+    with pytest.raises(GateError, match="item 99 was never tracked"):
+        gate.resolve_many([passed(1), passed(99), passed(2)])
+    with pytest.raises(GateError, match="item 1 was already resolved"):
+        gate.resolve(1, passed(1))
+    assert gate.resolve_many([passed(2)]) == [Resolution.SCHEDULED]
+    assert gate.resolve_many([]) == []
+    gate.close(drain=False)
+
+
 def test_item_result_refuses_a_silent_pass() -> None:
     for verdict, late, error in [("uncertain", False, False), ("pass", True, False), ("fault", False, True)]:
         with pytest.raises(ValueError, match="reject=True"):

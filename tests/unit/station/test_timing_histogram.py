@@ -60,3 +60,16 @@ def test_records_from_several_threads_are_all_counted():
     for thread in threads:
         thread.join()
     assert timings.count == 20_000 and timings.counts().sum() == 20_000
+
+
+def test_a_batch_recorded_at_once_counts_as_its_values_one_by_one():
+    values = [float(v) for v in np.random.default_rng(1).lognormal(mean=1.0, sigma=1.0, size=500)]
+    one_by_one, at_once = TimingHistogram(), TimingHistogram()
+    for value in values:
+        one_by_one.record(value)
+    at_once.record_many(values[:200])
+    at_once.record_many([])
+    at_once.record_many(values[200:])
+    assert np.array_equal(at_once.counts(), one_by_one.counts())
+    assert (at_once.count, at_once.maximum) == (one_by_one.count, one_by_one.maximum)
+    assert at_once.total == pytest.approx(one_by_one.total)
