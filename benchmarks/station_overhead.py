@@ -326,7 +326,7 @@ def main() -> int:
         raise ConfigError("--frames must be at least 1.")
     result = {"machine": machine_description(), "cores": len(os.sched_getaffinity(0)), "versions": library_versions(),
               "station_code": measured_commit(), "bundle": str(args.bundle), "input": load_bundle(args.bundle).meta.input.model_dump(mode="json"),
-              "product": args.product, "frames": args.frames, "runs": []}
+              "product": args.product, "frames": args.frames, "free_model": FreeModel.description, "runs": []}
     elsewhere = ("elsewhere",) if args.elsewhere_ms is not None else ()
     plan = ([({"prepare_threads": count}, mode, False) for count in threads for mode in ("real", "free")]
             + [({"prepare_processes": count}, mode, copy) for count in processes for copy in (False, True)
