@@ -1,5 +1,5 @@
 """The GPU backends' staging copy on this machine's CPU: one batch of 256 frames at 224 px
-(38.5 MB, uint8) copied by one thread and by `copy_rows` with STAGING_COPY_THREADS threads.
+(38.5 MB, uint8) copied by one thread and by `copy_rows` with MAX_STAGING_COPY_THREADS threads.
 
     .venv/bin/python benchmarks/staging_copy.py [--rounds 20] [--out benchmarks/results/staging_copy_cpu.json]
 
@@ -7,7 +7,7 @@ And a station's batch: 64 prepared images at 224 px, each in its own shared-memo
 preparer processes lend them (a pool of STATION_POOL_IMAGES, more than the CPU's caches hold, taken
 in turn), copied into the staging memory either stacked first (`np.stack`, then `copy_rows`: the
 station before the twenty-third session) or straight from the buffers (`copy_rows` with the list:
-`Backend.infer_images`), by one thread and by STAGING_COPY_THREADS.
+`Backend.infer_images`), by one thread and by MAX_STAGING_COPY_THREADS.
 
 Without a GPU the destination is ordinary (pageable) memory, not pinned memory: the figure is
 the host's copy bandwidth, which the GPU backend's copy into pinned memory is bound by too.
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from inspection.backends.staging import STAGING_COPY_THREADS, copy_rows
+from inspection.backends.staging import MAX_STAGING_COPY_THREADS, copy_rows
 from inspection.cli import run_guarded
 from training.bench.result_file import write_or_print
 from training.versions import library_versions, machine_description
@@ -45,7 +45,7 @@ def station_batch_ms(rounds: int, pool: ThreadPoolExecutor) -> dict[str, float]:
             image[...] = rng.integers(0, 256, image_shape, dtype=np.uint8)
         staging = np.zeros((STATION_BATCH, *image_shape), dtype=np.uint8)
         ways = {f"{way}, {threads} thread{'s' if threads > 1 else ''}": (way, threads)
-                for way in ("stacked first", "from the buffers") for threads in (1, STAGING_COPY_THREADS)}
+                for way in ("stacked first", "from the buffers") for threads in (1, MAX_STAGING_COPY_THREADS)}
         times_ms: dict[str, list[float]] = {name: [] for name in ways}
         batches = STATION_POOL_IMAGES // STATION_BATCH
         for number in range(rounds + 2):  # alternated; the first two rounds warm the pages
@@ -71,10 +71,10 @@ def main() -> int:
     args = parser.parse_args()
     source = np.random.default_rng(0).integers(0, 256, BATCH_SHAPE, dtype=np.uint8)
     destination = np.empty_like(source)
-    times_ms: dict[str, list[float]] = {"1 thread": [], f"{STAGING_COPY_THREADS} threads": []}
-    with ThreadPoolExecutor(max_workers=STAGING_COPY_THREADS) as pool:
+    times_ms: dict[str, list[float]] = {"1 thread": [], f"{MAX_STAGING_COPY_THREADS} threads": []}
+    with ThreadPoolExecutor(max_workers=MAX_STAGING_COPY_THREADS) as pool:
         for _ in range(args.rounds + 2):  # alternated; the first two rounds warm the pages
-            for name, threads in (("1 thread", 1), (f"{STAGING_COPY_THREADS} threads", STAGING_COPY_THREADS)):
+            for name, threads in (("1 thread", 1), (f"{MAX_STAGING_COPY_THREADS} threads", MAX_STAGING_COPY_THREADS)):
                 started = time.perf_counter()
                 copy_rows(destination, source, pool, threads)
                 times_ms[name].append((time.perf_counter() - started) * 1000)
@@ -84,7 +84,7 @@ def main() -> int:
               "megabytes": round(source.nbytes / 1e6, 1), "rounds": args.rounds,
               "median_ms": {name: round(ms, 2) for name, ms in median_ms.items()},
               "gigabytes_per_s": {name: round(source.nbytes / 1e6 / ms, 1) for name, ms in median_ms.items()}}
-    with ThreadPoolExecutor(max_workers=STAGING_COPY_THREADS) as pool:
+    with ThreadPoolExecutor(max_workers=MAX_STAGING_COPY_THREADS) as pool:
         result["station_batch"] = {"images": STATION_BATCH, "megabytes": round(STATION_BATCH * int(np.prod(BATCH_SHAPE[1:])) / 1e6, 1),
                                    "pool_images": STATION_POOL_IMAGES, "median_ms": station_batch_ms(args.rounds, pool)}
     write_or_print(result, args.out)

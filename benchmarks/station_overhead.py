@@ -49,7 +49,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from multiprocessing.shared_memory import SharedMemory
 from pathlib import Path
@@ -60,7 +59,7 @@ import station.pipeline
 import station.prepare_processes
 import station.runner
 from inspection.backends import BackendKind
-from inspection.backends.staging import STAGING_COPY_THREADS, copy_rows
+from inspection.backends.staging import StagingCopier
 from inspection.bundle import load_bundle
 from inspection.cli import run_guarded
 from inspection.errors import ConfigError, InspectionError
@@ -79,8 +78,8 @@ MAX_BATCH = 64
 
 class FreeModel:
     """Computes nothing. Like a GPU backend it copies every batch into its own input memory (pinned
-    memory there, its staging copy: `copy_rows`), so the station is measured with the one copy of each
-    image it makes on a GPU host."""
+    memory there, its staging copy: `StagingCopier`, with as many threads as a GPU backend would have
+    on this host), so the station is measured with the one copy of each image it makes on a GPU host."""
 
     kind = BackendKind.ONNXRUNTIME
     description = "free model (station_overhead.py): every item good, no computation, one staging copy"
@@ -89,18 +88,18 @@ class FreeModel:
         self._answer = np.zeros(classes, dtype=np.float32)
         self._answer[good_index] = 1.0
         self._input = np.zeros((max_batch, *frame_shape), dtype=np.uint8)
-        self._copiers = ThreadPoolExecutor(STAGING_COPY_THREADS, thread_name_prefix="staging-copy")
+        self._staging = StagingCopier()
 
     def infer(self, batch: np.ndarray | list[np.ndarray]) -> np.ndarray:
         rows = len(batch)
-        copy_rows(self._input[:rows], batch, self._copiers, STAGING_COPY_THREADS)
+        self._staging.copy(self._input[:rows], batch)
         return np.broadcast_to(self._answer, (rows, len(self._answer))).copy()
 
     def infer_images(self, images: list[np.ndarray]) -> np.ndarray:
         return self.infer(images)
 
     def close(self) -> None:
-        self._copiers.shutdown()
+        self._staging.close()
 
 
 def answer_without_preparing(wall_ms_per_frame: float, connection: Connection, spec) -> None:

@@ -9,7 +9,7 @@ Transfers: a camera frame is copied once into pinned host memory (the station's 
 straight from the preparers' buffers, `infer` taking a list of them as it takes a batch), uploaded as uint8 (4x fewer bytes
 than float) on a copy stream, and normalised on the GPU inside the model. Two slots alternate, so
 `infer_stream` uploads batch k+1 while the GPU computes batch k. A large batch is copied into
-pinned memory by several threads (numpy releases the GIL): one thread's copy (3.4 ms for 256
+pinned memory by several threads (staging.py: up to 4, one per 4 cores): one thread's copy (3.4 ms for 256
 images at 224 px on the 2-core machine, benchmarks/staging_copy.py) plus the upload likely took
 longer than the H100 computed a batch, leaving the GPU idle between batches (35,356 images/s end to
 end against 39,020 GPU-resident for resnet18 fp16).
@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from inspection.backends.staging import STAGING_COPY_THREADS, copy_rows
+from inspection.backends.staging import StagingCopier
 from inspection.errors import BackendError
 
 WARMUP_RUNS = 3
@@ -75,7 +74,7 @@ class CudaGraphRunner:
         ]
         self._graphs: list[dict[int, tuple[Any, Any]]] = [self._capture(model, slot) for slot in self._slots]
         self._next_slot = 0
-        self._staging = ThreadPoolExecutor(max_workers=STAGING_COPY_THREADS, thread_name_prefix="staging-copy")
+        self._staging = StagingCopier()
 
     def _capture(self, model: Any, slot: _Slot) -> dict[int, tuple[Any, Any]]:
         torch = self._torch
@@ -106,7 +105,7 @@ class CudaGraphRunner:
         slot = self._slots[number]
         self._next_slot = 1 - number
         slot.done.synchronize()  # the slot's previous batch has been read back
-        copy_rows(slot.host_in[:rows].numpy(), batch, self._staging, STAGING_COPY_THREADS)
+        self._staging.copy(slot.host_in[:rows].numpy(), batch)
         with torch.cuda.stream(self._copy):
             slot.device_in[:rows].copy_(slot.host_in[:rows], non_blocking=True)
             slot.uploaded.record(self._copy)
@@ -159,7 +158,7 @@ class CudaGraphRunner:
         return replays * rows / (time.perf_counter() - started)
 
     def close(self) -> None:
-        self._staging.shutdown(wait=True)
+        self._staging.close()
 
     def _chunks(self, batch: np.ndarray | Sequence[np.ndarray]) -> list:
         return [batch[start : start + self.max_batch] for start in range(0, len(batch), self.max_batch)]

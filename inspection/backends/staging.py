@@ -3,17 +3,20 @@
 The station's prepared images lie in the preparers' shared buffers, one array each. They are copied
 into the pinned memory straight from there (`copy_rows` with a list): stacking them into one array
 first would copy every image twice, and at 224 px a batch of 64 is 9.6 MB. A large batch is copied
-by several threads (numpy releases the GIL while it copies).
+by several threads (numpy releases the GIL while it copies): up to 4, one for every 4 cores the
+process may use. On the 2-core machine a second copy thread cost the station's own threads more
+than it saved (README, "Where a GPU station's time goes").
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-STAGING_COPY_THREADS = 4
+MAX_STAGING_COPY_THREADS = 4
 # Below this a batch is copied on the caller's thread: handing it to a pool costs more than it saves.
 PARALLEL_COPY_MIN_BYTES = 4 * 1024 * 1024
 
@@ -40,3 +43,24 @@ def copy_rows(destination: np.ndarray, source: np.ndarray | Sequence[np.ndarray]
     step = -(-rows // threads)
     for done in [pool.submit(copy_part, start, min(start + step, rows)) for start in range(0, rows, step)]:
         done.result()
+
+
+def staging_copy_threads(cores: int | None = None) -> int:
+    """Threads for the staging copy on a host with `cores` usable cores (this process's, by default)."""
+    cores = len(os.sched_getaffinity(0)) if cores is None else cores
+    return max(1, min(MAX_STAGING_COPY_THREADS, cores // 4))
+
+
+class StagingCopier:
+    """`copy_rows` on this host's copy threads (`staging_copy_threads`): one per backend, closed with it."""
+
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = staging_copy_threads() if threads is None else threads
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="staging-copy") if self.threads > 1 else None
+
+    def copy(self, destination: np.ndarray, source: np.ndarray | Sequence[np.ndarray]) -> None:
+        copy_rows(destination, source, self._pool, self.threads)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)

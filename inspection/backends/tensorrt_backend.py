@@ -12,13 +12,12 @@ rebuilds it: engines are never built silently on the first frame.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
 from inspection.backends.base import BackendKind
-from inspection.backends.staging import STAGING_COPY_THREADS, copy_rows
+from inspection.backends.staging import StagingCopier
 from inspection.bundle import Bundle, EngineEntry
 from inspection.errors import BackendError, BackendUnavailableError
 
@@ -90,7 +89,7 @@ class TensorRtBackend:
         self._frame_shape = (spec.size_px, spec.size_px, spec.channels)
         self._classes = len(bundle.meta.class_names)
         self._stream = torch.cuda.Stream()
-        self._staging = ThreadPoolExecutor(max_workers=STAGING_COPY_THREADS, thread_name_prefix="staging-copy")
+        self._staging = StagingCopier()
         self._host_in = torch.empty((self.max_batch, *self._frame_shape), dtype=torch.uint8, pin_memory=True)
         self._device_in = torch.empty((self.max_batch, *self._frame_shape), dtype=torch.uint8, device="cuda")
         self._device_out = torch.empty((self.max_batch, self._classes), dtype=torch.float32, device="cuda")
@@ -116,7 +115,7 @@ class TensorRtBackend:
 
     def _infer_chunk(self, chunk: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
         torch, rows = self._torch, len(chunk)
-        copy_rows(self._host_in[:rows].numpy(), chunk, self._staging, STAGING_COPY_THREADS)
+        self._staging.copy(self._host_in[:rows].numpy(), chunk)
         self._check(self._context.set_input_shape(self._input, (rows, *self._frame_shape)), f"set_input_shape({rows})")
         with torch.cuda.stream(self._stream):
             self._device_in[:rows].copy_(self._host_in[:rows], non_blocking=True)
@@ -126,7 +125,7 @@ class TensorRtBackend:
         return self._host_out[:rows].numpy().copy()
 
     def close(self) -> None:
-        self._staging.shutdown(wait=True)
+        self._staging.close()
         self._context = None
         self._engine = None
 

@@ -6,7 +6,13 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from inspection.backends.staging import PARALLEL_COPY_MIN_BYTES, copy_rows
+from inspection.backends.staging import (
+    MAX_STAGING_COPY_THREADS,
+    PARALLEL_COPY_MIN_BYTES,
+    StagingCopier,
+    copy_rows,
+    staging_copy_threads,
+)
 
 
 class CountingPool(ThreadPoolExecutor):
@@ -64,3 +70,19 @@ def test_an_image_of_another_shape_or_an_unsafe_dtype_is_refused_in_any_part():
             copy_rows(np.zeros((8, row_bytes), dtype=np.uint8), images[:7] + [np.zeros(row_bytes)], pool, threads=4)
         with pytest.raises(ValueError, match="7 rows cannot be copied into 8"):
             copy_rows(np.zeros((8, row_bytes), dtype=np.uint8), images[:7], pool, threads=4)
+
+
+def test_a_host_gets_one_copy_thread_for_every_four_cores_up_to_four():
+    assert [staging_copy_threads(cores) for cores in (1, 2, 4, 8, 15, 16, 64)] == [1, 1, 1, 2, 3, 4, 4]
+    assert 1 <= staging_copy_threads() <= MAX_STAGING_COPY_THREADS
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_a_copier_copies_on_its_threads_until_closed(threads):
+    row_bytes = -(-PARALLEL_COPY_MIN_BYTES // 9)
+    images = [np.full(row_bytes, row, dtype=np.uint8) for row in range(9)]
+    destination = np.zeros((9, row_bytes), dtype=np.uint8)
+    copier = StagingCopier(threads)
+    copier.copy(destination, images)
+    copier.close()
+    assert np.array_equal(destination, np.stack(images)) and copier.threads == threads
