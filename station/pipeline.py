@@ -451,7 +451,8 @@ class StationPipeline:
             self._submit(event, item, outcome, with_image=self._should_archive_image(outcome.verdict))
         with self._completed:
             self._finished += 1
-            self._completed.notify_all()
+            if self._finished >= self.tally.frames:  # only then can run()'s wait end (frames counts under this lock)
+                self._completed.notify_all()
 
     def _should_archive_image(self, verdict: Verdict) -> bool:
         if verdict != Verdict.PASS:
