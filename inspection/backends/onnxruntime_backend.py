@@ -7,6 +7,7 @@ precision fp32 runs model.onnx; int8 runs the bundle's Q/DQ model.int8.onnx (`in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
