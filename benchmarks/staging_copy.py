@@ -85,8 +85,9 @@ def main() -> int:
               "median_ms": {name: round(ms, 2) for name, ms in median_ms.items()},
               "gigabytes_per_s": {name: round(source.nbytes / 1e6 / ms, 1) for name, ms in median_ms.items()}}
     with ThreadPoolExecutor(max_workers=MAX_STAGING_COPY_THREADS) as pool:
-        result["station_batch"] = {"images": STATION_BATCH, "megabytes": round(STATION_BATCH * int(np.prod(BATCH_SHAPE[1:])) / 1e6, 1),
-                                   "pool_images": STATION_POOL_IMAGES, "median_ms": station_batch_ms(args.rounds, pool)}
+        batch_megabytes = round(STATION_BATCH * int(np.prod(BATCH_SHAPE[1:])) / 1e6, 1)
+        result["station_batch"] = {"images": STATION_BATCH, "megabytes": batch_megabytes, "pool_images": STATION_POOL_IMAGES,
+                                   "median_ms": station_batch_ms(args.rounds, pool)}
     write_or_print(result, args.out)
     return 0
 

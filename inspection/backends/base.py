@@ -2,9 +2,10 @@
 
 Every backend takes the model-input batch that `inspection.preprocess.to_model_input` produces and
 returns class probabilities as float32 (N, C). `infer_images` takes the prepared images of a model
-that reads uint8 NHWC (every bundle's default) as a list, not stacked: a GPU backend copies them into
-its pinned memory once, where stacking first would copy each twice (see backends/staging.py). Backend modules are imported only when opened, so
-importing `inspection` never loads torch, TensorRT or ONNX Runtime.
+that reads uint8 NHWC (every bundle's default) as a list, not stacked: a GPU backend copies them
+into its pinned memory once, where stacking first would copy each twice (see backends/staging.py).
+Backend modules are imported only when opened, so importing `inspection` never loads torch,
+TensorRT or ONNX Runtime.
 """
 
 from __future__ import annotations

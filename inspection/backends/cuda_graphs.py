@@ -6,13 +6,13 @@ graph is captured per batch size in `batch_sizes` (powers of two up to the large
 device buffers, and a batch runs on the smallest graph that holds it (padding rows are ignored).
 
 Transfers: a camera frame is copied once into pinned host memory (the station's prepared images
-straight from the preparers' buffers, `infer` taking a list of them as it takes a batch), uploaded as uint8 (4x fewer bytes
-than float) on a copy stream, and normalised on the GPU inside the model. Two slots alternate, so
-`infer_stream` uploads batch k+1 while the GPU computes batch k. A large batch is copied into
-pinned memory by several threads (staging.py: up to 4, one per 4 cores): one thread's copy (3.4 ms for 256
-images at 224 px on the 2-core machine, benchmarks/staging_copy.py) plus the upload likely took
-longer than the H100 computed a batch, leaving the GPU idle between batches (35,356 images/s end to
-end against 39,020 GPU-resident for resnet18 fp16).
+straight from the preparers' buffers: `infer` takes a list of them as it takes a batch), uploaded
+as uint8 (4x fewer bytes than float) on a copy stream, and normalised on the GPU inside the model.
+Two slots alternate, so `infer_stream` uploads batch k+1 while the GPU computes batch k. A large
+batch is copied into pinned memory by several threads (staging.py: up to 4, one per 4 cores): one
+thread's copy (3.4 ms for 256 images at 224 px on the 2-core machine, benchmarks/staging_copy.py)
+plus the upload likely took longer than the H100 computed a batch, leaving the GPU idle between
+batches (35,356 images/s end to end against 39,020 GPU-resident for resnet18 fp16).
 """
 
 from __future__ import annotations
