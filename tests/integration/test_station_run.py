@@ -545,3 +545,47 @@ def test_unpaced_replay_reads_ahead_no_more_than_it_decides_in_half_the_transpor
     assert summary["frames"] == 400 and summary["inference_workers"] == 2
     assert max(undecided for _, undecided in at_read) == 12  # three batches, until the rate was measured
     assert max(undecided for decided, undecided in at_read if decided >= 3 * RATE_WINDOW_ITEMS) <= 8
+
+
+@pytest.mark.timeout(180)  # a station that kept its lent images would wait for free ones for ever
+@pytest.mark.parametrize("batching", [{"max_batch": 4}, {"max_batch": 4, "prepare_processes": 2}])
+def test_a_batch_the_model_fails_on_is_faulted_never_passed_and_the_line_goes_on(tiny_bundle, tmp_path, monkeypatch, batching):
+    from inspection.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from station.prepare_processes import PreparedImage
+
+    real_infer_images, calls, failed_items = OnnxRuntimeBackend.infer_images, [0], []
+
+    def infer_images_failing_twice(backend, images):
+        calls[0] += 1
+        if calls[0] in (2, 3):
+            failed_items.append(len(images))
+            raise RuntimeError("the GPU fell off the bus")
+        return real_infer_images(backend, images)
+
+    monkeypatch.setattr(OnnxRuntimeBackend, "infer_images", infer_images_failing_twice)
+    # Every image a preparer process lends comes back, from the batches that failed too.
+    lent, released, real_init, real_release = [0], [0], PreparedImage.__init__, PreparedImage.release
+
+    def lend(image, *args):
+        lent[0] += 1
+        real_init(image, *args)
+
+    def release(image):
+        released[0] += image._give_back is not None
+        real_release(image)
+
+    monkeypatch.setattr(PreparedImage, "__init__", lend)
+    monkeypatch.setattr(PreparedImage, "release", release)
+    config = tiny_line(tiny_bundle, batching=batching, station={"lot": "LF"},
+                       archive={"path": str(tmp_path / "archive"), "pass_sample_every": 1})
+    s = run_station(config, RunLimits(frames=120), progress=False)
+    assert s["frames"] == 120 == s["passed"] + s["rejected"] + s["uncertain"] + s["fault"]
+    assert s["audit_verified"] is True
+    with Archive.open(tmp_path / "archive", create=False) as archive:
+        records = list(archive.records("LF"))
+    failed = [r for r in records if r["reason"] == "inference failed: RuntimeError: the GPU fell off the bus"]
+    assert len(failed) == sum(failed_items) > 0 and {r["verdict"] for r in failed} == {"fault"}
+    assert any(alarm.startswith("model: inference failed") for alarm in s["alarms"])
+    after = [r for r in records if r["sequence"] > max(r["sequence"] for r in failed)]
+    assert {r["verdict"] for r in after} - {"fault"}, "the line did not go on deciding after the failures"
+    assert lent[0] == released[0] == (120 if "prepare_processes" in batching else 0)
