@@ -7,6 +7,7 @@
 #   station_overhead.json    the station with a free model (benchmarks/station_overhead.py): its ceiling on this host,
 #                            frames prepared by 1 or 8 threads, or by 8 processes (frames in place and copied)
 #   preparer_handover.json   what handing a frame to a preparer process costs the station process
+#   staging_copy.json        the host's copy into staging memory (benchmarks/staging_copy.py), 1 and 4 threads
 #   int8_resnet18.json       resnet18 trained here at 224 px for INT8_EPOCHS (default 0: skipped; it ran on the
 #                            H100 with 60, results/gpu/h100_int8_resnet18_*.json, and keeps the set in 8 minutes) on one
 #                            product (INT8_PRODUCT, default white-round-scored), then `inspection export
@@ -42,6 +43,8 @@ station_bundle=$(ls -d /tmp/bench-cache/resnet18-224-crop* 2>/dev/null | head -n
     --prepare-threads 1,8 --prepare-processes 8 --out "$out/station_overhead.json" 2>&1 | tail -n 12
 [ -n "$station_bundle" ] && timeout 40 python3 benchmarks/preparer_handover.py "$station_bundle" \
     --out "$out/preparer_handover.json" 2>&1 | tail -n 2
+# The host's staging copy: a 256-frame batch, and a station batch stacked first or straight from shared buffers.
+timeout 30 python3 benchmarks/staging_copy.py --out "$out/staging_copy.json" 2>&1 | tail -n 1
 synth() {  # synth DIR PRODUCT
     if [ "$2" = mixed ]; then $cli data synth "$1" --count 300 --seed 1 --json > /dev/null
     else $cli data synth "$1" --count 300 --seed 1 --product "$2" --json > /dev/null; fi

@@ -20,13 +20,13 @@ import statistics
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from multiprocessing.shared_memory import SharedMemory
 from pathlib import Path
 
 import numpy as np
 
 from inspection.backends.staging import MAX_STAGING_COPY_THREADS, copy_rows
 from inspection.cli import run_guarded
+from station.shared_frames import allocate_shared_memory, release_shared_memory
 from training.bench.result_file import write_or_print
 from training.versions import library_versions, machine_description
 
@@ -37,8 +37,10 @@ STATION_BATCH, STATION_POOL_IMAGES = 64, 1024  # the pool: 154 MB
 def station_batch_ms(rounds: int, pool: ThreadPoolExecutor) -> dict[str, float]:
     """Median milliseconds to copy a station's batch from the preparers' buffers into staging memory."""
     image_shape = BATCH_SHAPE[1:]
-    buffers = [SharedMemory(create=True, size=int(np.prod(image_shape))) for _ in range(STATION_POOL_IMAGES)]
-    try:
+    buffers: list = []
+    images: list = []
+    try:  # reserved as the preparers' are: a full /dev/shm is an error here, not a SIGBUS
+        buffers += [allocate_shared_memory(int(np.prod(image_shape))) for _ in range(STATION_POOL_IMAGES)]
         images = [np.ndarray(image_shape, np.uint8, buffer=memory.buf) for memory in buffers]
         rng = np.random.default_rng(1)
         for image in images:
@@ -56,12 +58,11 @@ def station_batch_ms(rounds: int, pool: ThreadPoolExecutor) -> dict[str, float]:
                 copy_rows(staging, np.stack(batch) if way == "stacked first" else batch, pool, threads)
                 times_ms[name].append((time.perf_counter() - started) * 1000)
                 assert np.array_equal(staging[-1], batch[-1])
-        del images, batch
         return {name: round(statistics.median(values[2:]), 2) for name, values in times_ms.items()}
     finally:
+        images = batch = None  # the views first: a mapping with views alive cannot be closed
         for memory in buffers:
-            memory.close()
-            memory.unlink()
+            release_shared_memory(memory)
 
 
 def main() -> int:
