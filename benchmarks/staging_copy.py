@@ -40,7 +40,8 @@ def station_batch_ms(rounds: int, pool: ThreadPoolExecutor) -> dict[str, float]:
     buffers: list = []
     images: list = []
     try:  # reserved as the preparers' are: a full /dev/shm is an error here, not a SIGBUS
-        buffers += [allocate_shared_memory(int(np.prod(image_shape))) for _ in range(STATION_POOL_IMAGES)]
+        for _ in range(STATION_POOL_IMAGES):  # one by one: those made before a failure are released
+            buffers.append(allocate_shared_memory(int(np.prod(image_shape))))
         images = [np.ndarray(image_shape, np.uint8, buffer=memory.buf) for memory in buffers]
         rng = np.random.default_rng(1)
         for image in images:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -25,7 +25,9 @@ def copy_rows(destination: np.ndarray, source: np.ndarray | Sequence[np.ndarray]
               pool: ThreadPoolExecutor | None = None, threads: int = 1) -> None:
     """destination[i] = source[i] for every row. `source` is one array or a list of equally shaped arrays
     (copied one by one, never stacked first); the copy is split by rows over `threads` pool threads
-    when it is large. A row of another shape or a dtype that does not cast safely is a ValueError."""
+    when it is large. A row of another shape is a ValueError, a dtype that does not cast safely a
+    TypeError: raised once every part has ended, so that no thread still reads `source` or writes
+    `destination` after the caller has let go of them."""
     rows = len(source)
     if len(destination) != rows:
         raise ValueError(f"{rows} rows cannot be copied into {len(destination)}")
@@ -41,8 +43,10 @@ def copy_rows(destination: np.ndarray, source: np.ndarray | Sequence[np.ndarray]
         copy_part(0, rows)
         return
     step = -(-rows // threads)
-    for done in [pool.submit(copy_part, start, min(start + step, rows)) for start in range(0, rows, step)]:
-        done.result()
+    parts = [pool.submit(copy_part, start, min(start + step, rows)) for start in range(0, rows, step)]
+    wait(parts)
+    for part in parts:
+        part.result()
 
 
 def staging_copy_threads(cores: int | None = None) -> int:

@@ -89,15 +89,19 @@ class TensorRtBackend:
         self._frame_shape = (spec.size_px, spec.size_px, spec.channels)
         self._classes = len(bundle.meta.class_names)
         self._stream = torch.cuda.Stream()
-        self._staging = StagingCopier()
         self._host_in = torch.empty((self.max_batch, *self._frame_shape), dtype=torch.uint8, pin_memory=True)
         self._device_in = torch.empty((self.max_batch, *self._frame_shape), dtype=torch.uint8, device="cuda")
         self._device_out = torch.empty((self.max_batch, self._classes), dtype=torch.float32, device="cuda")
         self._host_out = torch.empty((self.max_batch, self._classes), dtype=torch.float32, pin_memory=True)
         self._check(self._context.set_tensor_address(self._input, self._device_in.data_ptr()), "set_tensor_address(input)")
         self._check(self._context.set_tensor_address(self._output, self._device_out.data_ptr()), "set_tensor_address(output)")
-        for _ in range(WARMUP_RUNS):
-            self.infer(np.zeros((self.max_batch, *self._frame_shape), dtype=np.uint8))
+        self._staging = StagingCopier()
+        try:
+            for _ in range(WARMUP_RUNS):
+                self.infer(np.zeros((self.max_batch, *self._frame_shape), dtype=np.uint8))
+        except BaseException:
+            self._staging.close()  # a backend that failed to open leaves no copy threads behind
+            raise
         self.description = f"TensorRT {trt.__version__} {precision} engine {entry.file}, max batch {self.max_batch}"
 
     @staticmethod

@@ -38,6 +38,7 @@ def test_batches_staged_by_the_copy_threads_give_the_same_probabilities(tiny_bun
 
     bundle = load_bundle(tiny_bundle)
     frames = _frames(bundle, 21)
+    monkeypatch.setattr(staging, "staging_copy_threads", lambda cores=None: 4)  # whatever this host's cores
     backend = open_backend("torch", bundle, device="cuda", max_batch=8)
     try:
         one_thread = backend.infer(frames)

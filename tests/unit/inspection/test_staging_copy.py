@@ -1,6 +1,7 @@
 """The pinned-memory staging copy of the GPU backends, which runs without a GPU (numpy only)."""
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -77,12 +78,46 @@ def test_a_host_gets_one_copy_thread_for_every_four_cores_up_to_four():
     assert 1 <= staging_copy_threads() <= MAX_STAGING_COPY_THREADS
 
 
+class WatchedImages(list):
+    """A list of images that notes the threads reading its parts, and can be slow to read one part."""
+
+    def __init__(self, images, slow_from_row=None):
+        super().__init__(images)
+        self.readers: set[int] = set()
+        self._slow_from_row = slow_from_row
+
+    def __getitem__(self, index):
+        self.readers.add(threading.get_ident())
+        if isinstance(index, slice) and index.start == self._slow_from_row:
+            time.sleep(0.3)
+        return super().__getitem__(index)
+
+
 @pytest.mark.parametrize("threads", [1, 3])
 def test_a_copier_copies_on_its_threads_until_closed(threads):
     row_bytes = -(-PARALLEL_COPY_MIN_BYTES // 9)
-    images = [np.full(row_bytes, row, dtype=np.uint8) for row in range(9)]
+    images = WatchedImages([np.full(row_bytes, row, dtype=np.uint8) for row in range(9)])
     destination = np.zeros((9, row_bytes), dtype=np.uint8)
     copier = StagingCopier(threads)
     copier.copy(destination, images)
     copier.close()
     assert np.array_equal(destination, np.stack(images)) and copier.threads == threads
+    if threads == 1:
+        assert images.readers == {threading.get_ident()}
+    else:
+        assert images.readers and threading.get_ident() not in images.readers  # (an idle pool thread takes the next part)
+        with pytest.raises(RuntimeError):  # closed: its threads are gone
+            copier.copy(destination, images)
+
+
+def test_a_failing_part_is_raised_only_once_every_other_part_has_ended():
+    # The station lets go of its images when the copy returns: no part may still be reading them.
+    row_bytes = -(-PARALLEL_COPY_MIN_BYTES // 8)
+    images = [np.full(row_bytes, row, dtype=np.uint8) for row in range(8)]
+    images[0] = np.zeros(row_bytes - 1, dtype=np.uint8)  # the first part fails at once
+    destination = np.zeros((8, row_bytes), dtype=np.uint8)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        with pytest.raises(ValueError):
+            copy_rows(destination, WatchedImages(images, slow_from_row=6), pool, threads=4)  # the last part is slow
+        # Before the pool's shutdown, which waits for its threads: the slow part had already ended.
+        assert np.array_equal(destination[6:], np.stack(images[6:]))

@@ -258,14 +258,14 @@ def test_misuse_is_refused() -> None:
 def test_a_batch_resolved_at_once_is_scheduled_late_or_already_signalled_per_item() -> None:
     rejector = SimulatedRejector()
     events: list[GateEvent] = []
-    gate = make_gate(rejector, delay_ms=60, window_ms=2000, on_outcome=events.append)
-    t0 = time.monotonic()
-    gate.track(1, t0 - 1.0)  # already past its deadline: timed out by the scheduler at once
+    gate = make_gate(rejector, delay_ms=500, window_ms=2000, on_outcome=events.append)
+    gate.track(1, time.monotonic() - 1.0)  # already past its deadline: timed out by the scheduler at once
     wait_for(lambda: gate.counts().timed_out == 1)
     with gate._cond:  # (re-entrant) holds the scheduler off item 2 until the batch is resolved
-        gate.track(2, t0 - 0.070)  # past its deadline, still pending: the gate has not got to it
-        gate.track(3, t0)
-        gate.track(4, t0)
+        now = time.monotonic()
+        gate.track(2, now - 0.510)  # past its deadline, still pending: the gate has not got to it
+        gate.track(3, now)  # due in 500 ms
+        gate.track(4, now)
         assert gate.resolve_many([passed(1), passed(2), rejected(3), passed(4)]) == [
             Resolution.ALREADY_SIGNALLED, Resolution.LATE, Resolution.SCHEDULED, Resolution.SCHEDULED]
     gate.close()
