@@ -19,6 +19,7 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -34,6 +35,18 @@ BATCH_SHAPE = (256, 224, 224, 3)
 STATION_BATCH, STATION_POOL_IMAGES = 64, 1024  # the pool: 154 MB
 
 
+def alternated_median_ms(copies: dict[str, Callable[[int], None]], rounds: int) -> dict[str, float]:
+    """Each copy timed once a round, in turn (given the round's number); the median milliseconds of each,
+    leaving out the first two rounds, which warm the pages."""
+    times_ms: dict[str, list[float]] = {name: [] for name in copies}
+    for number in range(rounds + 2):
+        for name, copy in copies.items():
+            started = time.perf_counter()
+            copy(number)
+            times_ms[name].append((time.perf_counter() - started) * 1000)
+    return {name: statistics.median(values[2:]) for name, values in times_ms.items()}
+
+
 def station_batch_ms(rounds: int, pool: ThreadPoolExecutor) -> dict[str, float]:
     """Median milliseconds to copy a station's batch from the preparers' buffers into staging memory."""
     image_shape = BATCH_SHAPE[1:]
@@ -47,21 +60,21 @@ def station_batch_ms(rounds: int, pool: ThreadPoolExecutor) -> dict[str, float]:
         for image in images:
             image[...] = rng.integers(0, 256, image_shape, dtype=np.uint8)
         staging = np.zeros((STATION_BATCH, *image_shape), dtype=np.uint8)
-        ways = {f"{way}, {threads} thread{'s' if threads > 1 else ''}": (way, threads)
-                for way in ("stacked first", "from the buffers") for threads in (1, MAX_STAGING_COPY_THREADS)}
-        times_ms: dict[str, list[float]] = {name: [] for name in ways}
-        batches = STATION_POOL_IMAGES // STATION_BATCH
-        for number in range(rounds + 2):  # alternated; the first two rounds warm the pages
-            for name, (way, threads) in ways.items():
-                start = (number * len(ways) + list(ways).index(name)) % batches * STATION_BATCH
+        ways = [(way, threads) for way in ("stacked first", "from the buffers") for threads in (1, MAX_STAGING_COPY_THREADS)]
+
+        def copy(way_number: int, stacked: bool, threads: int) -> Callable[[int], None]:
+            def copy_a_batch(round_number: int) -> None:  # each time another batch of the pool
+                start = (round_number * len(ways) + way_number) % (STATION_POOL_IMAGES // STATION_BATCH) * STATION_BATCH
                 batch = images[start : start + STATION_BATCH]
-                started = time.perf_counter()
-                copy_rows(staging, np.stack(batch) if way == "stacked first" else batch, pool, threads)
-                times_ms[name].append((time.perf_counter() - started) * 1000)
+                copy_rows(staging, np.stack(batch) if stacked else batch, pool, threads)
                 assert np.array_equal(staging[-1], batch[-1])
-        return {name: round(statistics.median(values[2:]), 2) for name, values in times_ms.items()}
+            return copy_a_batch
+
+        copies = {f"{way}, {threads} thread{'s' if threads > 1 else ''}": copy(number, way == "stacked first", threads)
+                  for number, (way, threads) in enumerate(ways)}
+        return {name: round(ms, 2) for name, ms in alternated_median_ms(copies, rounds).items()}
     finally:
-        images = batch = None  # the views first: a mapping with views alive cannot be closed
+        images = None  # the views first (the copies read them from here): a mapping with views alive cannot be closed
         for memory in buffers:
             release_shared_memory(memory)
 
@@ -73,23 +86,18 @@ def main() -> int:
     args = parser.parse_args()
     source = np.random.default_rng(0).integers(0, 256, BATCH_SHAPE, dtype=np.uint8)
     destination = np.empty_like(source)
-    times_ms: dict[str, list[float]] = {"1 thread": [], f"{MAX_STAGING_COPY_THREADS} threads": []}
     with ThreadPoolExecutor(max_workers=MAX_STAGING_COPY_THREADS) as pool:
-        for _ in range(args.rounds + 2):  # alternated; the first two rounds warm the pages
-            for name, threads in (("1 thread", 1), (f"{MAX_STAGING_COPY_THREADS} threads", MAX_STAGING_COPY_THREADS)):
-                started = time.perf_counter()
-                copy_rows(destination, source, pool, threads)
-                times_ms[name].append((time.perf_counter() - started) * 1000)
-    assert np.array_equal(destination, source)
-    median_ms = {name: statistics.median(values[2:]) for name, values in times_ms.items()}
+        median_ms = alternated_median_ms({f"{threads} thread{'s' if threads > 1 else ''}":
+                                          lambda _, threads=threads: copy_rows(destination, source, pool, threads)
+                                          for threads in (1, MAX_STAGING_COPY_THREADS)}, args.rounds)
+        assert np.array_equal(destination, source)
+        station_batch = station_batch_ms(args.rounds, pool)
     result = {"machine": machine_description(), "versions": library_versions(), "batch_shape": list(BATCH_SHAPE),
               "megabytes": round(source.nbytes / 1e6, 1), "rounds": args.rounds,
               "median_ms": {name: round(ms, 2) for name, ms in median_ms.items()},
-              "gigabytes_per_s": {name: round(source.nbytes / 1e6 / ms, 1) for name, ms in median_ms.items()}}
-    with ThreadPoolExecutor(max_workers=MAX_STAGING_COPY_THREADS) as pool:
-        batch_megabytes = round(STATION_BATCH * int(np.prod(BATCH_SHAPE[1:])) / 1e6, 1)
-        result["station_batch"] = {"images": STATION_BATCH, "megabytes": batch_megabytes, "pool_images": STATION_POOL_IMAGES,
-                                   "median_ms": station_batch_ms(args.rounds, pool)}
+              "gigabytes_per_s": {name: round(source.nbytes / 1e6 / ms, 1) for name, ms in median_ms.items()},
+              "station_batch": {"images": STATION_BATCH, "pool_images": STATION_POOL_IMAGES, "median_ms": station_batch,
+                                "megabytes": round(STATION_BATCH * int(np.prod(BATCH_SHAPE[1:])) / 1e6, 1)}}
     write_or_print(result, args.out)
     return 0
 

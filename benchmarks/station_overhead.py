@@ -228,9 +228,9 @@ def run(bundle_path: Path, frames: int, preparation: dict, prepare_mode: str, pr
     bundle = load_bundle(bundle_path)
     names = bundle.meta.class_names
     spec = bundle.meta.input
-    model = FreeModel(len(names), names.index(bundle.meta.good_classes[0]), (spec.size_px, spec.size_px, spec.channels),
-                      MAX_BATCH)
-    ready = np.zeros((spec.size_px, spec.size_px, spec.channels), dtype=np.uint8)
+    frame_shape = (spec.size_px, spec.size_px, spec.channels)
+    model = FreeModel(len(names), names.index(bundle.meta.good_classes[0]), frame_shape, MAX_BATCH)
+    ready = np.zeros(frame_shape, dtype=np.uint8)
     real_open, real_prepare, real_run = station.runner.open_backend, station.pipeline.prepare, StationPipeline.run
     station.runner.open_backend = lambda *args, **kwargs: model
     if prepare_mode == "free":

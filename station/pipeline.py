@@ -375,21 +375,24 @@ class StationPipeline:
         sequences = [sequence for sequence, _ in batch]
         items = [item for _, item in batch]
         started = time.perf_counter()
+        alarm = None
         try:
             probabilities = self._infer(items)
             if len(probabilities) != len(items):
                 raise ValueError(f"backend returned {len(probabilities)} rows for {len(items)} frames")
         except Exception as exc:  # a backend failure must fault the items, never pass them
-            for sequence, item in zip(sequences, items):
-                self._resolve(sequence, item, fault(f"inference failed: {type(exc).__name__}: {exc}"), None)
-            self.raise_alarm(f"model: inference failed: {exc}")
-            return
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        self.tally.stage_ms["infer_per_item"].record(elapsed_ms / len(items))
-        self.tally.batch_sizes.record(len(items))
-        self._record_decisions(sequences, items, decide_batch(probabilities, self._policy), probabilities)
+            decisions = [fault(f"inference failed: {type(exc).__name__}: {exc}")] * len(items)
+            probabilities, alarm = [None] * len(items), f"model: inference failed: {exc}"
+        else:
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            self.tally.stage_ms["infer_per_item"].record(elapsed_ms / len(items))
+            self.tally.batch_sizes.record(len(items))
+            decisions = decide_batch(probabilities, self._policy)
+        self._record_decisions(sequences, items, decisions, probabilities)
         # Once for the batch: a capture thread waiting for the read-ahead limit wakes once, not per item.
         self._note_decided(len(items))
+        if alarm is not None:
+            self.raise_alarm(alarm)
 
     def _infer(self, items: list[_InFlight]) -> np.ndarray:
         """The batch's probabilities. Every item lets go of its prepared image once the backend has it (a
