@@ -99,28 +99,39 @@ def decide_batch(probabilities: np.ndarray, policy: DecisionPolicy) -> list[Deci
     class_rules = [(name, threshold, probs[:, policy.class_names.index(name)].tolist())
                    for name, threshold in policy.defect_class_thresholds.items()]
     names = policy.class_names
+    bands = _Bands(policy.pass_threshold, policy.reject_threshold)
     return [
-        _decide_row(row, bool(ok), scores[row], names[tops[row]], names[defects[row]], class_rules, policy)
+        _decide_row(row, bool(ok), scores[row], names[tops[row]], names[defects[row]], class_rules, bands)
         for row, ok in enumerate(valid)
     ]
 
 
+class _Bands:
+    """A batch's thresholds, with their texts for the reasons formatted once, not once an item."""
+
+    __slots__ = ("pass_threshold", "reject_threshold", "above_reject", "uncertain", "below_pass")
+
+    def __init__(self, pass_threshold: float, reject_threshold: float) -> None:
+        self.pass_threshold, self.reject_threshold = pass_threshold, reject_threshold
+        self.above_reject = f" >= reject threshold {reject_threshold:.4g}"
+        self.uncertain = f" in uncertain band [{pass_threshold:.4g}, {reject_threshold:.4g})"
+        self.below_pass = f" < pass threshold {pass_threshold:.4g}"
+
+
 def _decide_row(row: int, valid: bool, defect_score: float, top_class: str, defect_class: str,
-                class_rules: list[tuple[str, float, list[float]]], policy: DecisionPolicy) -> Decision:
+                class_rules: list[tuple[str, float, list[float]]], bands: _Bands) -> Decision:
     if not valid:
         return fault("model returned invalid probabilities (NaN, negative or not summing to 1)")
     for name, threshold, column in class_rules:
         p = column[row]
         if p >= threshold:
             return Decision(Verdict.REJECT, name, defect_score, top_class, f"P({name})={p:.4f} >= {threshold:g}")
-    if defect_score >= policy.reject_threshold:
-        reason = f"defect score {defect_score:.4f} >= reject threshold {policy.reject_threshold:.4g}"
-        return Decision(Verdict.REJECT, defect_class, defect_score, top_class, reason)
-    if defect_score >= policy.pass_threshold:
-        reason = f"defect score {defect_score:.4f} in uncertain band [{policy.pass_threshold:.4g}, {policy.reject_threshold:.4g})"
-        return Decision(Verdict.UNCERTAIN, defect_class, defect_score, top_class, reason)
-    reason = f"defect score {defect_score:.4f} < pass threshold {policy.pass_threshold:.4g}"
-    return Decision(Verdict.PASS, None, defect_score, top_class, reason)
+    score = f"defect score {defect_score:.4f}"
+    if defect_score >= bands.reject_threshold:
+        return Decision(Verdict.REJECT, defect_class, defect_score, top_class, score + bands.above_reject)
+    if defect_score >= bands.pass_threshold:
+        return Decision(Verdict.UNCERTAIN, defect_class, defect_score, top_class, score + bands.uncertain)
+    return Decision(Verdict.PASS, None, defect_score, top_class, score + bands.below_pass)
 
 
 def fault(reason: str) -> Decision:

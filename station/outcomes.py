@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from inspection.decision import Decision, Verdict
 from station.signalling import GateEvent, Outcome
 
 
-@dataclass(frozen=True, slots=True)
-class FinalOutcome:
+class FinalOutcome(NamedTuple):  # immutable; made for every item on the gate's thread, cheaper than a dataclass
     verdict: Verdict  # what happened to the item at the line: exactly one per sequence number
     late: bool
     reason: str

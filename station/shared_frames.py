@@ -58,10 +58,10 @@ class SharedFrames:
         # Every buffer: (start addresses, sorted; the buffers in the same order). Replaced whole, so that
         # `locate` reads it without the lock.
         self._index: tuple[list[int], list[SharedMemory]] = ([], [])
-        # The frames `new_frame` made, by id(), while they live: `locate` finds them without reading
-        # their addresses (3.5 µs a frame). An entry leaves as its frame is freed, before its id can be
-        # reused.
-        self._frames_made: dict[int, SharedMemory] = {}
+        # The buffer names of the frames `new_frame` made, by id(), while they live: `locate` finds them
+        # without reading their addresses (3.5 µs a frame), or the name (SharedMemory.name builds it each
+        # time). An entry leaves as its frame is freed, before its id can be reused.
+        self._frames_made: dict[int, str] = {}
         self._closed = False
 
     def new_frame(self, shape: tuple[int, ...], dtype: np.dtype | type = np.uint8) -> np.ndarray:
@@ -77,7 +77,7 @@ class SharedFrames:
         if memory is None:
             memory = self._add_block(size_bytes)
         frame = np.ndarray(shape, dtype, buffer=memory.buf)
-        self._frames_made[id(frame)] = memory
+        self._frames_made[id(frame)] = memory.name
         finalizer = weakref.finalize(frame, self._give_back, memory, size_bytes, id(frame))
         finalizer.atexit = False
         return frame
@@ -90,8 +90,8 @@ class SharedFrames:
     def locate(self, image: np.ndarray) -> tuple[str, int] | None:
         """(buffer name, byte offset of the image's first element) when the image lies in one of these
         buffers; None for any other array."""
-        if (memory := self._frames_made.get(id(image))) is not None:
-            return memory.name, 0
+        if (name := self._frames_made.get(id(image))) is not None:
+            return name, 0
         starts, blocks = self._index  # a view of a frame
         if not starts:
             return None

@@ -23,7 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from enum import StrEnum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from inspection.errors import ConfigError
 from station.signalling.errors import GateError, PlcConnectionLost
@@ -66,9 +66,10 @@ class Outcome(StrEnum):
     ABANDONED = "abandoned"  # close(drain=False) with the item still on its way
 
 
-@dataclass(frozen=True, slots=True)
-class GateEvent:
-    """One per tracked item, to `on_outcome` (from the scheduler thread): for the audit trail."""
+class GateEvent(NamedTuple):
+    """One per tracked item, to `on_outcome` (from the scheduler thread): for the audit trail.
+    A NamedTuple, immutable as a frozen dataclass: made for every item on the gate's thread, it costs
+    0.5 µs against 1.3."""
 
     sequence: int
     outcome: Outcome
@@ -156,7 +157,8 @@ class RejectGate:
         self.on_alarm: Callable[[str], None] | None = None
         self._reconnect_wanted = threading.Event()
         self._stop = threading.Event()
-        self._scheduler = threading.Thread(target=self._run, name="reject-gate", daemon=True)
+        self._scheduler_ended = False
+        self._scheduler = threading.Thread(target=self._schedule, name="reject-gate", daemon=True)
         self._reconnector = threading.Thread(target=self._reconnect_loop, name="reject-gate-reconnect", daemon=True)
         self._scheduler.start()
         self._reconnector.start()
@@ -174,7 +176,7 @@ class RejectGate:
         with self._cond:
             if self._closed or self._draining:
                 raise GateError(f"item {sequence} tracked after the reject gate was closed; track before close()")
-            if not self._scheduler.is_alive():
+            if self._scheduler_ended:
                 raise GateError("the reject gate's scheduler thread has died; restart the station")
             if sequence in self._items or sequence in self._finished:
                 raise GateError(f"item {sequence} is already tracked; every item needs its own sequence number")
@@ -276,6 +278,12 @@ class RejectGate:
         self._reconnector.join(self._reconnect_max_wait_s + 1.0)
 
     # --- the scheduler thread --------------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        try:
+            self._run()
+        finally:  # a flag that track() reads for every item: Thread.is_alive() costs it 0.6 µs
+            self._scheduler_ended = True
 
     def _run(self) -> None:
         while True:

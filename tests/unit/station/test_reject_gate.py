@@ -255,6 +255,30 @@ def test_misuse_is_refused() -> None:
         gate.track(2, time.monotonic())
 
 
+class BrokenPosition:
+    """A position source that fails once the scheduler asks it how long to wait: a bug that ends the
+    scheduler thread."""
+
+    def now(self) -> float:
+        return 0.0
+
+    def seconds_until(self, position: float) -> float:
+        raise RuntimeError("encoder read failed")
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the death is the point
+def test_an_item_tracked_after_the_scheduler_died_is_refused() -> None:
+    rejector = SimulatedRejector()
+    rejector.open()
+    gate = RejectGate.on_position(rejector, BrokenPosition(), transport_distance=1.0, gate_window=1.0)
+    gate.track(1, 0.0)  # wakes the scheduler, which dies asking when item 1 is due
+    gate._scheduler.join(5.0)
+    assert not gate._scheduler.is_alive()
+    with pytest.raises(GateError, match="scheduler thread has died"):
+        gate.track(2, 0.0)
+    gate.close(drain=False, timeout_s=1.0)
+
+
 def test_a_batch_resolved_at_once_is_scheduled_late_or_already_signalled_per_item() -> None:
     rejector = SimulatedRejector()
     events: list[GateEvent] = []
