@@ -154,8 +154,7 @@ class PreparerProcesses:
         self._prepared: list[SharedMemory] = []  # the pool of prepared buffers, by number
         # Made once for each buffer, not for every frame lent from it (0.9 µs a frame on the collector):
         # the array over it, and the call that gives it back.
-        self._prepared_arrays: list[np.ndarray] = []
-        self._give_backs: list[Callable[[], None]] = []
+        self._lendable: list[tuple[np.ndarray, Callable[[], None]]] = []
         self._free_prepared = _FreePool()  # their numbers
         self._pool_closed = False
         self._busy_lock = threading.Lock()
@@ -180,8 +179,8 @@ class PreparerProcesses:
         except PreparerFailed:
             self.close()
             raise
-        self._prepared_arrays = [np.ndarray(self._prepared_shape, np.uint8, buffer=memory.buf) for memory in self._prepared]
-        self._give_backs = [functools.partial(self._give_back_prepared, buffer) for buffer in range(len(self._prepared))]
+        self._lendable = [(np.ndarray(self._prepared_shape, np.uint8, buffer=memory.buf),
+                           functools.partial(self._give_back_prepared, buffer)) for buffer, memory in enumerate(self._prepared)]
         for number, connection in enumerate(self._connections):
             self._wait_until_ready(number, connection)
             connection.send({buffer: memory.name for buffer, memory in enumerate(self._prepared)})
@@ -303,7 +302,12 @@ class PreparerProcesses:
         if error:
             self._give_back_prepared(buffer)
         else:  # lent as it is, not copied out: the station's batch is the one copy it makes
-            prepared = PreparedImage(self._prepared_arrays[buffer], self._give_backs[buffer])
+            lendable = self._lendable
+            if buffer < len(lendable):
+                prepared = PreparedImage(*lendable[buffer])
+            else:  # emptied by close(): a collector that outlived it makes its own
+                prepared = PreparedImage(np.ndarray(self._prepared_shape, np.uint8, buffer=self._prepared[buffer].buf),
+                                         functools.partial(self._give_back_prepared, buffer))
         try:
             on_done(prepared, error, prepare_ms)
         except Exception as exc:  # the caller's bug: stop taking frames, but go on handing back the rest
@@ -371,7 +375,9 @@ class PreparerProcesses:
         with self._busy_lock:
             self._pool_closed = True
             free = set(self._free_prepared.take_all())
-            self._prepared_arrays = []  # our views: a buffer cannot be unmapped while one lives
+            # Our views (a buffer cannot be unmapped while one lives) and give-backs (they refer back to this
+            # object, which would then wait for the cyclic GC to be freed).
+            self._lendable = []
         for buffer, memory in enumerate(self._prepared):
             if buffer in free:
                 release_shared_memory(memory)

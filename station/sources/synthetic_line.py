@@ -70,21 +70,25 @@ class SyntheticLineSource:
     def read(self) -> Frame:
         if self._frames is not None and self._count >= self._frames:
             raise SourceExhausted
-        defect_rate, *_ = self._settings
-        trigger = self._pacer.wait()
-        if not self._drawn:
-            self._drawn = self._draw(defect_rate)
+        if not self._drawn:  # before the trigger: the next frame's capture time does not include it
+            self._drawn = self._draw()
         index = self._drawn.pop()
+        trigger = self._pacer.wait()
         image, label = self._pool[index]
         self._count += 1
         return Frame(f"pool-{index}", image, trigger, utc_now_iso(), true_label=label)
 
-    def _draw(self, defect_rate: float) -> list[int]:
+    def _draw(self) -> list[int]:
         """The pool indices of the next DRAWS_PER_BLOCK items (last first): each defective with
         probability `defect_rate`, then any item of its kind with equal chance."""
+        defect_rate, *_ = self._settings
         defective = self._rng.random(DRAWS_PER_BLOCK) < defect_rate
-        good = np.asarray(self._good)[self._rng.integers(len(self._good), size=DRAWS_PER_BLOCK)]
-        bad = np.asarray(self._defective)[self._rng.integers(len(self._defective), size=DRAWS_PER_BLOCK)]
+        good, bad = (np.asarray(kind)[self._rng.integers(len(kind), size=DRAWS_PER_BLOCK)] if kind else None
+                     for kind in (self._good, self._defective))
+        if bad is None:  # a one-item pool holds only a good item
+            if defective.any():
+                raise ValueError("a synthetic line pool of 1 item holds no defective item: use pool_size >= 2 or defect_rate 0")
+            return good[::-1].tolist()
         return np.where(defective, bad, good)[::-1].tolist()
 
     def close(self) -> None:
