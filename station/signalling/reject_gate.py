@@ -148,7 +148,9 @@ class RejectGate:
         self._cond = threading.Condition()
         self._heap: list[tuple[float, int, int]] = []  # (deadline, track order, sequence)
         self._items: dict[int, _Item] = {}
-        self._finished: OrderedDict[int, Outcome | None] = OrderedDict()  # None while in flight
+        # The sequences the scheduler has taken (in flight or done), oldest first: a resolve() for one of
+        # them is too late (ALREADY_SIGNALLED), a track() of one a duplicate.
+        self._finished: OrderedDict[int, None] = OrderedDict()
         self._count = {f.name: 0 for f in fields(GateCounts) if f.name != "pending"}
         self._draining = self._stopping = self._closed = False
         self.alarm_active, self.alarm_reason = False, ""
@@ -337,7 +339,9 @@ class RejectGate:
             wait_s = self._position.seconds_until(deadline)
             if wait_s <= 0:
                 heapq.heappop(self._heap)
-                self._remember(sequence, None)  # in flight: a resolve() from now on is too late
+                self._finished[sequence] = None  # in flight: a resolve() from now on is too late
+                if len(self._finished) > _FINISHED_MEMORY:
+                    self._finished.popitem(last=False)
                 return sequence, self._items.pop(sequence)
             self._cond.wait(wait_s)
 
@@ -347,13 +351,7 @@ class RejectGate:
             for name in tallies:
                 if name:
                     self._count[name] += 1
-            self._remember(sequence, outcome)
         self._emit(sequence, outcome, result, deadline, withheld)
-
-    def _remember(self, sequence: int, outcome: Outcome | None) -> None:
-        self._finished[sequence] = outcome
-        if len(self._finished) > _FINISHED_MEMORY:
-            self._finished.popitem(last=False)
 
     def _emit(self, sequence: int, outcome: Outcome, result: ItemResult, deadline: float, withheld: str | None = None) -> None:
         if self._on_outcome is None:
