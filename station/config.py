@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from inspection.errors import ConfigError
 from inspection.validation import StrictModel, parse_model
 from inspection.yaml_file import read_yaml_mapping
 from station.signalling.register_map import MAP_SIZE
