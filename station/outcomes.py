@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
 
 from inspection.decision import Decision, Verdict
 from station.signalling import GateEvent, Outcome
 
 
-class FinalOutcome(NamedTuple):  # immutable; made for every item on the gate's thread, cheaper than a dataclass
+@dataclass(frozen=True, slots=True)
+class FinalOutcome:
     verdict: Verdict  # what happened to the item at the line: exactly one per sequence number
     late: bool
     reason: str

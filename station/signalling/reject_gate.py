@@ -23,7 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from enum import StrEnum
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
 from inspection.errors import ConfigError
 from station.signalling.errors import GateError, PlcConnectionLost
@@ -66,10 +66,9 @@ class Outcome(StrEnum):
     ABANDONED = "abandoned"  # close(drain=False) with the item still on its way
 
 
-class GateEvent(NamedTuple):
-    """One per tracked item, to `on_outcome` (from the scheduler thread): for the audit trail.
-    A NamedTuple, immutable as a frozen dataclass: made for every item on the gate's thread, it costs
-    0.5 µs against 1.3."""
+@dataclass(frozen=True, slots=True)
+class GateEvent:
+    """One per tracked item, to `on_outcome` (from the scheduler thread): for the audit trail."""
 
     sequence: int
     outcome: Outcome
