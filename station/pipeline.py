@@ -43,6 +43,7 @@ from station.inference_queue import InferenceQueue
 from station.outcomes import final_outcome
 from station.prepare_processes import CORRUPT_FRAME, PreparedImage, PreparerFailed, PreparerProcesses
 from station.read_ahead import ReadAheadLimit
+from station.shared_frames import NO_ROOM_FOR_FRAME, SharedMemoryFull
 from station.signalling import GateEvent, ItemResult, Outcome, RejectGate
 from station.sources import Frame, FrameSource, SourceExhausted
 from station.timing_histogram import TimingHistogram
@@ -229,6 +230,10 @@ class StationPipeline:
                 self.tally.corrupt_frames += 1
                 self.raise_alarm(UNUSABLE_FRAME_ALARM)  # one text, so a burst of bad frames alarms once
                 self._resolve(sequence, item, fault(f"no usable frame: {frame.error}"), None)
+                if frame.error and frame.error.startswith(NO_ROOM_FOR_FRAME):
+                    # Recorded and rejected like any unusable frame; but every next frame would need room
+                    # too, so the run ends here with the fix.
+                    raise SharedMemoryFull(frame.error)
                 continue
             changed = self._resolution_change(frame.image.shape)
             if changed:

@@ -27,6 +27,11 @@ from inspection.errors import InspectionError
 KEEP_FREE_BUFFERS = 64  # about 60 MB of 640x480 colour frames
 
 
+# How a source reports a frame it grabbed but found no room for in shared memory: the station numbers
+# that item as a fault (it passed the camera, uninspected) and then ends the run with the fix.
+NO_ROOM_FOR_FRAME = "no room in shared memory for this frame"
+
+
 class SharedMemoryFull(InspectionError):
     """No room in /dev/shm for a shared buffer."""
 

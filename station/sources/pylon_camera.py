@@ -17,7 +17,7 @@ from inspection.errors import ConfigError, CorruptImageError, InspectionError, f
 from inspection.image_io import is_image_path, to_canonical_image
 from station.archive.records import utc_now_iso
 from station.config import PylonSourceSettings
-from station.shared_frames import SharedFrames
+from station.shared_frames import NO_ROOM_FOR_FRAME, SharedFrames, SharedMemoryFull
 from station.sources.base import Frame, SourceExhausted
 
 try:
@@ -319,3 +319,5 @@ def _canonical(result, key: str, shared_frames: SharedFrames | None) -> tuple[np
             return shared_frames.copy_of(to_canonical_image(driver_buffer, key, bgr=bgr)), None
     except CorruptImageError as exc:
         return None, str(exc)
+    except SharedMemoryFull as exc:
+        return None, f"{NO_ROOM_FOR_FRAME}: {exc}"

@@ -14,7 +14,7 @@ import numpy as np
 from inspection.errors import ConfigError, CorruptImageError
 from inspection.image_io import is_image_path, read_image, to_canonical_image
 from station.archive.records import utc_now_iso
-from station.shared_frames import SharedFrames
+from station.shared_frames import NO_ROOM_FOR_FRAME, SharedFrames, SharedMemoryFull
 from station.sources.base import Frame, SourceExhausted
 from station.sources.pacing import Pacer
 
@@ -73,6 +73,8 @@ class FolderReplaySource:
             image = decoded.result()
         except CorruptImageError as exc:
             return Frame(key, None, trigger, utc_now_iso(), label, error=str(exc))
+        except SharedMemoryFull as exc:
+            return Frame(key, None, trigger, utc_now_iso(), label, error=f"{NO_ROOM_FOR_FRAME}: {exc}")
         return Frame(key, image, trigger, utc_now_iso(), label)
 
     def close(self) -> None:

@@ -17,7 +17,7 @@ from pypylon import pylon  # noqa: E402
 
 from inspection.errors import ConfigError  # noqa: E402
 from station.config import PylonSourceSettings  # noqa: E402
-from station.shared_frames import SharedFrames  # noqa: E402
+from station.shared_frames import NO_ROOM_FOR_FRAME, SharedFrames, SharedMemoryFull  # noqa: E402
 from station.sources.base import SourceExhausted  # noqa: E402
 from station.sources.pylon_camera import CameraLostError, PylonCameraSource  # noqa: E402
 from helpers.pylon import emulator_present  # noqa: E402
@@ -94,6 +94,25 @@ def test_mono8_frames_arrive_in_order_with_the_file_pixels(images, opened, frame
     assert [f.trigger_time_s for f in frames] == sorted(f.trigger_time_s for f in frames)
     assert frames[0].captured_utc.endswith("Z")
     assert source.missed_frames == 0 and source.alarms == []
+
+
+def test_a_grab_with_no_room_in_shared_memory_is_an_error_frame_with_its_block_and_trigger(images, opened, monkeypatch):
+    shared = SharedFrames()
+    try:
+        source = opened(_settings(images), frames=3, shared_frames=shared)
+        first = source.read()
+
+        def full(image):
+            raise SharedMemoryFull("cannot allocate 3,072 bytes of shared memory (No space left on device): free "
+                                   "space in /dev/shm, or set batching.prepare_processes to 0")
+
+        monkeypatch.setattr(shared, "copy_of", full)
+        second = source.read()
+        assert first.error is None and second.image is None and second.item_key == "block-1"
+        assert second.error.startswith(NO_ROOM_FOR_FRAME) and "free space in /dev/shm" in second.error
+        assert second.trigger_time_s >= first.trigger_time_s  # the grab's own trigger: the gate times its reject
+    finally:
+        shared.close()
 
 
 @pytest.mark.parametrize("pixel_format", ["RGB8Packed", "BGR8Packed"])

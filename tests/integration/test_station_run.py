@@ -27,6 +27,7 @@ from station.pipeline import StationPipeline
 from station.prepare_processes import PreparerProcesses
 from station.read_ahead import RATE_WINDOW_ITEMS
 from station.runner import RunLimits, run_station
+from station.shared_frames import NO_ROOM_FOR_FRAME
 from station.signalling.thread_priority import check_realtime_allowed
 from station.sources.replay import FolderReplaySource
 from station.sources.synthetic_line import SyntheticLineSource
@@ -113,7 +114,7 @@ def test_folder_replay_faults_a_corrupt_frame_and_still_balances(tiny_bundle, tm
     assert any("corrupt" in r["reason"] for r in faults)
 
 
-def test_dev_shm_filling_up_mid_run_ends_the_run_with_the_fix_and_every_read_item_recorded(tiny_bundle, tmp_path, monkeypatch):
+def test_dev_shm_filling_up_mid_run_faults_that_frame_and_ends_the_run_with_the_fix_every_item_recorded(tiny_bundle, tmp_path, monkeypatch):
     rng = np.random.default_rng(1)
     for i in range(40):  # each frame its own size: every frame needs a new shared buffer
         write_png(tmp_path / "frames" / f"{i:03d}.png", rng.integers(0, 256, (60 + i, 80, 3), dtype=np.uint8))
@@ -139,8 +140,12 @@ def test_dev_shm_filling_up_mid_run_ends_the_run_with_the_fix_and_every_read_ite
     assert not any(t.name.startswith("replay-decode") for t in threading.enumerate())  # the failed run closed its source
     assert verify_archive(tmp_path / "arch").ok
     with Archive.open(tmp_path / "arch", create=False) as archive:
-        sequences = [r["sequence"] for r in archive.records("SHM")]
+        records = list(archive.records("SHM"))
+    sequences = [r["sequence"] for r in records]
     assert 0 < len(sequences) < 40 and sequences == list(range(1, len(sequences) + 1))
+    # The file whose frame found no room was read: it is numbered, a fault with the reason, and the last.
+    assert records[-1]["verdict"] == "fault" and NO_ROOM_FOR_FRAME in records[-1]["reason"]
+    assert not any(NO_ROOM_FOR_FRAME in r["reason"] for r in records[:-1])
 
 
 def test_serving_preprocessing_equals_evaluation_bit_for_bit(tiny_bundle, tmp_path):
