@@ -227,19 +227,14 @@ class StationPipeline:
                 self.tally.frames += 1
             self.gate.track(sequence, frame.trigger_time_s)
             if frame.image is None:
-                self.tally.corrupt_frames += 1
-                self.raise_alarm(UNUSABLE_FRAME_ALARM)  # one text, so a burst of bad frames alarms once
-                self._resolve(sequence, item, fault(f"no usable frame: {frame.error}"), None)
                 if frame.error and frame.error.startswith(NO_ROOM_FOR_FRAME):
-                    # Recorded and rejected like any unusable frame; but every next frame would need room
-                    # too, so the run ends here with the fix.
-                    raise SharedMemoryFull(frame.error)
+                    self._end_for_want_of_shared_memory(sequence, item, frame.error)
+                # One alarm text, so a burst of bad frames alarms once.
+                self._fault_unusable(sequence, item, f"no usable frame: {frame.error}")
                 continue
             changed = self._resolution_change(frame.image.shape)
             if changed:
-                self.tally.corrupt_frames += 1
-                self.raise_alarm(f"camera: {changed}")
-                self._resolve(sequence, item, fault(changed), None)
+                self._fault_unusable(sequence, item, changed, f"camera: {changed}")
                 continue
             if processes is not None:
                 if not self._hand_to_process(processes, sequence, item):
@@ -313,6 +308,8 @@ class StationPipeline:
         try:
             handed = processes.submit(item.frame.image, prepared_elsewhere, wait=not self._source.paced)
         except PreparerFailed as exc:
+            if isinstance(exc.__cause__, SharedMemoryFull):  # no room for the frame's copy in a worker's slot
+                self._end_for_want_of_shared_memory(sequence, item, str(exc))
             self._resolve(sequence, item, fault(str(exc)), None)
             self.stop(f"station: {exc}; line stopped")
             return False
@@ -320,11 +317,18 @@ class StationPipeline:
             self._overrun(sequence, item)
         return True
 
-    def _fault_unusable(self, sequence: int, item: _InFlight, reason: str) -> None:
-        with self._lock:
+    def _fault_unusable(self, sequence: int, item: _InFlight, reason: str, alarm: str = UNUSABLE_FRAME_ALARM) -> None:
+        with self._lock:  # the collector thread counts corrupt frames too
             self.tally.corrupt_frames += 1
-        self.raise_alarm(UNUSABLE_FRAME_ALARM)
+        self.raise_alarm(alarm)
         self._resolve(sequence, item, fault(reason), None)
+
+    def _end_for_want_of_shared_memory(self, sequence: int, item: _InFlight, reason: str) -> None:
+        """A frame with no room in /dev/shm: the item passed the camera, so it is numbered, recorded and
+        rejected; then the run ends with the fix, since every next frame would need room too."""
+        self.raise_alarm(f"station: {reason}")  # not the camera's fault: the station's resources
+        self._resolve(sequence, item, fault(f"no usable frame: {reason}"), None)
+        raise SharedMemoryFull(reason)
 
     def _queue_prepared(self, sequence: int, item: _InFlight) -> None:
         # Replay without a rate: the station sets the pace, so wait for room instead of overrunning.

@@ -120,11 +120,19 @@ def run_station(config: StationConfig, limits: RunLimits, progress: bool = True,
         metrics_server = serve_metrics(pipeline, config.metrics.host, config.metrics.port) if config.metrics.enabled else None
         heartbeat = _Heartbeat(output, getattr(config.output, "heartbeat_interval_s", 0.5), pipeline, ledger)
         heartbeat.start()
-        with _StatusLine(pipeline, progress), startup_objects_frozen():
-            elapsed_s = pipeline.run(limits.duration_s)
-        heartbeat.stop()
-        if metrics_server is not None:
-            metrics_server.shutdown()
+        try:
+            with _StatusLine(pipeline, progress), startup_objects_frozen():
+                elapsed_s = pipeline.run(limits.duration_s)
+        except Exception:
+            # The run ends in error (e.g. no room in /dev/shm), but what the line decided is recorded:
+            # records held back for a full archive queue are offered to it before it is closed below.
+            if archive is not None:
+                pipeline.flush_backlog()
+            raise
+        finally:
+            heartbeat.stop()
+            if metrics_server is not None:
+                metrics_server.shutdown()
         source.close()
         unarchived: list[int] = []
         released_unarchived: list[int] = []

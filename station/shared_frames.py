@@ -80,7 +80,14 @@ class SharedFrames:
             memory = free.pop() if free else None
             self._free_count -= memory is not None
         if memory is None:
-            memory = self._add_block(size_bytes)
+            try:
+                memory = self._add_block(size_bytes)
+            except SharedMemoryFull:
+                # The free buffers kept for reuse are of other sizes (one of this size would have been
+                # taken): give them back, rather than end the run for want of the room they hold.
+                if not self._release_free_buffers():
+                    raise
+                memory = self._add_block(size_bytes)
         frame = np.ndarray(shape, dtype, buffer=memory.buf)
         self._frames_made[id(frame)] = memory.name
         finalizer = weakref.finalize(frame, self._give_back, memory, size_bytes, id(frame))
@@ -123,6 +130,19 @@ class SharedFrames:
             place = bisect.bisect_right(starts, start)
             self._index = (starts[:place] + [start] + starts[place:], blocks[:place] + [memory] + blocks[place:])
         return memory
+
+    def _release_free_buffers(self) -> bool:
+        """Release every free buffer kept for reuse; False when there was none."""
+        with self._lock:
+            free = [memory for memories in self._free.values() for memory in memories]
+            self._free.clear()
+            self._free_count = 0
+            released = {id(memory) for memory in free}
+            kept = [(start, block) for start, block in zip(*self._index) if id(block) not in released]
+            self._index = ([start for start, _ in kept], [block for _, block in kept])  # before they are unmapped
+        for memory in free:
+            release_shared_memory(memory)
+        return bool(free)
 
     def _give_back(self, memory: SharedMemory, size_bytes: int, frame_id: int) -> None:
         # Runs as the frame array is freed, after its last use: the buffer is free to reuse, or to unmap.

@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import yaml
@@ -146,6 +147,33 @@ def test_dev_shm_filling_up_mid_run_faults_that_frame_and_ends_the_run_with_the_
     # The file whose frame found no room was read: it is numbered, a fault with the reason, and the last.
     assert records[-1]["verdict"] == "fault" and NO_ROOM_FOR_FRAME in records[-1]["reason"]
     assert not any(NO_ROOM_FOR_FRAME in r["reason"] for r in records[:-1])
+
+
+def test_no_room_in_dev_shm_for_a_video_frame_copied_to_a_worker_faults_it_and_ends_the_run_with_the_fix(
+        tiny_bundle, tmp_path, monkeypatch):
+    video = tmp_path / "line.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 96))
+    for i in range(10):
+        writer.write(np.full((96, 96, 3), 20 * i, np.uint8))
+    writer.release()
+    real_fallocate = os.posix_fallocate
+
+    def no_room_for_frames(fd, offset, length):
+        if length == 96 * 96 * 3:  # a worker slot's frame buffer; the prepared images have their room
+            raise OSError(28, "No space left on device")
+        real_fallocate(fd, offset, length)
+
+    monkeypatch.setattr(os, "posix_fallocate", no_room_for_frames)
+    config = load_station_config(write_config(tmp_path / "s.yaml", bundle=str(tiny_bundle), station={"lot": "SHM"},
+                                              batching={"prepare_processes": 1},
+                                              source={"kind": "opencv", "target": str(video)},
+                                              archive={"path": str(tmp_path / "arch")}))
+    with pytest.raises(InspectionError, match=r"No space left on device\): free space in /dev/shm"):
+        run_station(config, RunLimits(), progress=False)
+    with Archive.open(tmp_path / "arch", create=False) as archive:
+        records = list(archive.records("SHM"))
+    assert [r["sequence"] for r in records] == [1] and records[0]["verdict"] == "fault"
+    assert "free space in /dev/shm" in records[0]["reason"]
 
 
 def test_serving_preprocessing_equals_evaluation_bit_for_bit(tiny_bundle, tmp_path):

@@ -45,6 +45,26 @@ def test_no_room_is_an_error_that_names_the_fix_and_leaves_no_block(shared, monk
     assert shm_names() == before
 
 
+def test_with_no_room_for_a_new_size_the_free_buffers_kept_for_reuse_are_given_back_first(shared, monkeypatch):
+    before = shm_names()
+    kept = [shared.new_frame((120, 160, 3)) for _ in range(3)]
+    del kept
+    gc.collect()
+    assert shared.buffers == 3 and len(shm_names() - before) == 3  # free, kept for frames of their size
+    real_fallocate, calls = os.posix_fallocate, []
+
+    def full_until_they_go(fd, offset, length):
+        calls.append(length)
+        if len(shm_names() - before) > 1:  # the three kept buffers and the new one: no room
+            raise OSError(28, "No space left on device")
+        real_fallocate(fd, offset, length)
+
+    monkeypatch.setattr(os, "posix_fallocate", full_until_they_go)
+    frame = shared.new_frame(FRAME)  # another size: none of the kept buffers fits it
+    assert len(calls) == 2 and shared.buffers == 1 and len(shm_names() - before) == 1
+    assert shared.locate(frame) is not None and shared._index[1][0].size == frame.nbytes
+
+
 def test_a_buffer_is_reused_only_once_its_frame_and_every_view_of_it_are_freed(shared):
     first = shared.new_frame(FRAME)
     name = shared.locate(first)[0]
