@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from inspection.backends import open_backend
-from inspection.bundle import INT8_ONNX_NAME, Bundle, QuantizedModelEntry, load_bundle, reseal_with
+from inspection.bundle import INT8_ONNX_NAME, QuantizedModelEntry, load_bundle, reseal_with
 from inspection.errors import DataError
 from inspection.preprocess import to_model_input
 from training.dataset_index import index_dataset
