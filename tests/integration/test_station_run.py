@@ -22,7 +22,7 @@ import yaml
 from inspection.bundle import load_bundle
 from inspection.errors import ConfigError, InspectionError
 from inspection.preprocess import prepare
-from station.archive import Archive, verify_archive
+from station.archive import Archive, store, verify_archive
 from station.config import StationConfig, load_station_config
 from station.pipeline import StationPipeline
 from station.prepare_processes import PreparerProcesses
@@ -147,6 +147,44 @@ def test_dev_shm_filling_up_mid_run_faults_that_frame_and_ends_the_run_with_the_
     # The file whose frame found no room was read: it is numbered, a fault with the reason, and the last.
     assert records[-1]["verdict"] == "fault" and NO_ROOM_FOR_FRAME in records[-1]["reason"]
     assert not any(NO_ROOM_FOR_FRAME in r["reason"] for r in records[:-1])
+
+
+def test_a_run_ending_in_error_first_offers_the_records_held_back_for_a_full_archive_queue(tiny_bundle, tmp_path,
+                                                                                          monkeypatch):
+    rng = np.random.default_rng(2)
+    for i in range(30):  # each frame its own size: every frame needs a new shared buffer
+        write_png(tmp_path / "frames" / f"{i:03d}.png", rng.integers(0, 256, (60 + i, 80, 3), dtype=np.uint8))
+    real_fallocate, frame_buffers = os.posix_fallocate, []
+    spec = load_bundle(tiny_bundle).meta.input
+    prepared_bytes = spec.size_px * spec.size_px * spec.channels
+
+    def fills_up(fd, offset, length):
+        if length != prepared_bytes:
+            if len(frame_buffers) >= 20:
+                raise OSError(28, "No space left on device")
+            frame_buffers.append(length)
+        real_fallocate(fd, offset, length)
+
+    real_write = store._write_file_durably
+
+    def slow_disk(path, data):
+        time.sleep(0.02)
+        real_write(path, data)
+
+    monkeypatch.setattr(os, "posix_fallocate", fills_up)
+    monkeypatch.setattr(store, "_write_file_durably", slow_disk)
+    # A paced line with a queue of 2 on a slow disk: records wait in the pipeline's backlog (alarm, run on).
+    config = load_station_config(write_config(
+        tmp_path / "s.yaml", bundle=str(tiny_bundle), station={"lot": "BL"}, batching={"prepare_processes": 1},
+        source={"kind": "folder", "path": str(tmp_path / "frames"), "rate_hz": 200.0},
+        archive={"path": str(tmp_path / "arch"), "pass_sample_every": 1, "max_queue": 2, "on_failure": "alarm"}))
+    with pytest.raises(InspectionError, match="free space in /dev/shm"):
+        run_station(config, RunLimits(), progress=False)
+    with Archive.open(tmp_path / "arch", create=False) as archive:
+        records = list(archive.records("BL"))
+    # Every item numbered has its own record now, the no-room fault last: none is left to the next start.
+    assert [r["sequence"] for r in records] == list(range(1, len(records) + 1)) and len(records) > 15
+    assert NO_ROOM_FOR_FRAME in records[-1]["reason"]
 
 
 def test_no_room_in_dev_shm_for_a_video_frame_copied_to_a_worker_faults_it_and_ends_the_run_with_the_fix(
