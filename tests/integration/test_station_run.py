@@ -115,22 +115,32 @@ def test_folder_replay_faults_a_corrupt_frame_and_still_balances(tiny_bundle, tm
     assert any("corrupt" in r["reason"] for r in faults)
 
 
-def test_dev_shm_filling_up_mid_run_faults_that_frame_and_ends_the_run_with_the_fix_every_item_recorded(tiny_bundle, tmp_path, monkeypatch):
-    rng = np.random.default_rng(1)
-    for i in range(40):  # each frame its own size: every frame needs a new shared buffer
-        write_png(tmp_path / "frames" / f"{i:03d}.png", rng.integers(0, 256, (60 + i, 80, 3), dtype=np.uint8))
-    real_fallocate, frame_buffers = os.posix_fallocate, []
-    spec = load_bundle(tiny_bundle).meta.input
+def frames_each_of_its_own_size(folder: Path, count: int, seed: int) -> None:
+    """`count` PNG frames, each of another size: every frame needs a new shared buffer."""
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        write_png(folder / f"{i:03d}.png", rng.integers(0, 256, (60 + i, 80, 3), dtype=np.uint8))
+
+
+def dev_shm_full_after_frame_buffers(monkeypatch, bundle: Path, frame_buffers: int) -> None:
+    """/dev/shm has room for this many frame buffers; the workers' prepared images always fit."""
+    real_fallocate, reserved = os.posix_fallocate, []
+    spec = load_bundle(bundle).meta.input
     prepared_bytes = spec.size_px * spec.size_px * spec.channels
 
     def fills_up(fd, offset, length):
-        if length != prepared_bytes:  # frame buffers; the workers' prepared slots always fit
-            if len(frame_buffers) >= 12:
+        if length != prepared_bytes:
+            if len(reserved) >= frame_buffers:
                 raise OSError(28, "No space left on device")
-            frame_buffers.append(length)
+            reserved.append(length)
         real_fallocate(fd, offset, length)
 
     monkeypatch.setattr(os, "posix_fallocate", fills_up)
+
+
+def test_dev_shm_filling_up_mid_run_faults_that_frame_and_ends_the_run_with_the_fix_every_item_recorded(tiny_bundle, tmp_path, monkeypatch):
+    frames_each_of_its_own_size(tmp_path / "frames", 40, seed=1)
+    dev_shm_full_after_frame_buffers(monkeypatch, tiny_bundle, 12)
     config = load_station_config(write_config(tmp_path / "s.yaml", bundle=str(tiny_bundle), station={"lot": "SHM"},
                                               batching={"prepare_processes": 1},
                                               source={"kind": "folder", "path": str(tmp_path / "frames")},
@@ -151,27 +161,14 @@ def test_dev_shm_filling_up_mid_run_faults_that_frame_and_ends_the_run_with_the_
 
 def test_a_run_ending_in_error_first_offers_the_records_held_back_for_a_full_archive_queue(tiny_bundle, tmp_path,
                                                                                           monkeypatch):
-    rng = np.random.default_rng(2)
-    for i in range(30):  # each frame its own size: every frame needs a new shared buffer
-        write_png(tmp_path / "frames" / f"{i:03d}.png", rng.integers(0, 256, (60 + i, 80, 3), dtype=np.uint8))
-    real_fallocate, frame_buffers = os.posix_fallocate, []
-    spec = load_bundle(tiny_bundle).meta.input
-    prepared_bytes = spec.size_px * spec.size_px * spec.channels
-
-    def fills_up(fd, offset, length):
-        if length != prepared_bytes:
-            if len(frame_buffers) >= 20:
-                raise OSError(28, "No space left on device")
-            frame_buffers.append(length)
-        real_fallocate(fd, offset, length)
-
+    frames_each_of_its_own_size(tmp_path / "frames", 30, seed=2)
+    dev_shm_full_after_frame_buffers(monkeypatch, tiny_bundle, 20)
     real_write = store._write_file_durably
 
     def slow_disk(path, data):
         time.sleep(0.02)
         real_write(path, data)
 
-    monkeypatch.setattr(os, "posix_fallocate", fills_up)
     monkeypatch.setattr(store, "_write_file_durably", slow_disk)
     # A paced line with a queue of 2 on a slow disk: records wait in the pipeline's backlog (alarm, run on).
     config = load_station_config(write_config(
