@@ -179,8 +179,7 @@ class PreparerProcesses:
         except PreparerFailed:
             self.close()
             raise
-        self._lendable = [(np.ndarray(self._prepared_shape, np.uint8, buffer=memory.buf),
-                           functools.partial(self._give_back_prepared, buffer)) for buffer, memory in enumerate(self._prepared)]
+        self._lendable = [self._lending(buffer) for buffer in range(len(self._prepared))]
         for number, connection in enumerate(self._connections):
             self._wait_until_ready(number, connection)
             connection.send({buffer: memory.name for buffer, memory in enumerate(self._prepared)})
@@ -302,12 +301,8 @@ class PreparerProcesses:
         if error:
             self._give_back_prepared(buffer)
         else:  # lent as it is, not copied out: the station's batch is the one copy it makes
-            lendable = self._lendable
-            if buffer < len(lendable):
-                prepared = PreparedImage(*lendable[buffer])
-            else:  # emptied by close(): a collector that outlived it makes its own
-                prepared = PreparedImage(np.ndarray(self._prepared_shape, np.uint8, buffer=self._prepared[buffer].buf),
-                                         functools.partial(self._give_back_prepared, buffer))
+            lendable = self._lendable  # emptied by close(): a collector that outlived it makes its own
+            prepared = PreparedImage(*(lendable[buffer] if buffer < len(lendable) else self._lending(buffer)))
         try:
             on_done(prepared, error, prepare_ms)
         except Exception as exc:  # the caller's bug: stop taking frames, but go on handing back the rest
@@ -315,6 +310,11 @@ class PreparerProcesses:
                 if self._failure is None:
                     self._failure = (f"handing back a prepared frame failed ({type(exc).__name__}: {exc}); "
                                      "restart the station")
+
+    def _lending(self, buffer: int) -> tuple[np.ndarray, Callable[[], None]]:
+        """What a PreparedImage lent from this prepared buffer holds: the array over it, and its give-back."""
+        return (np.ndarray(self._prepared_shape, np.uint8, buffer=self._prepared[buffer].buf),
+                functools.partial(self._give_back_prepared, buffer))
 
     def _give_back_prepared(self, buffer: int) -> None:
         with self._busy_lock:
